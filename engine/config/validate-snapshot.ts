@@ -1,0 +1,239 @@
+// Checks an EngineSnapshot for problems that types cannot express (dangling references, duplicate
+// names, clashing listener addresses, out-of-range numbers) before any worker compiles it.
+// Pure: no I/O, no clock; safe to call on any thread and from any config source.
+
+import { isIP } from 'node:net';
+import type { EngineSnapshot, ListenerSnapshot, RouteSnapshot, ServiceSnapshot, SocketAddress } from './snapshot';
+
+/** One step of a path into the snapshot: an object key or an array index. */
+export type PathSegment = string | number;
+
+export interface SnapshotProblem {
+  /** Where the problem is, e.g. ['routes', 2, 'backends', 0, 'service']. */
+  path: PathSegment[];
+  /** What is wrong, without the path. */
+  reason: string;
+}
+
+/** Human-readable problems, each `path: reason`; empty when the snapshot is usable. */
+export function validateSnapshot(s: EngineSnapshot): string[] {
+  return findSnapshotProblems(s).map(formatProblem);
+}
+
+export function formatProblem(p: SnapshotProblem): string {
+  const path = formatPath(p.path);
+  return path === '' ? p.reason : `${path}: ${p.reason}`;
+}
+
+/** ['routes', 2, 'backends', 0, 'service'] -> 'routes[2].backends[0].service'. */
+export function formatPath(path: readonly PathSegment[]): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else if (/^[A-Za-z_$][\w$-]*$/.test(seg)) out += out === '' ? seg : `.${seg}`;
+    else out += `[${JSON.stringify(seg)}]`;
+  }
+  return out;
+}
+
+/** The same checks as validateSnapshot, with paths kept structured so a source can map them to its own fields. */
+export function findSnapshotProblems(s: EngineSnapshot): SnapshotProblem[] {
+  const problems: SnapshotProblem[] = [];
+  const report = (path: PathSegment[], reason: string): void => {
+    problems.push({ path, reason });
+  };
+
+  if (typeof s.version !== 'string' || s.version === '') report(['version'], 'must not be empty');
+  checkHttp(s, report);
+  s.opaquePorts.forEach((port, i) => checkPort(['opaquePorts', i], port, 1, report));
+
+  const serviceNames = checkUniqueNames('service', 'services', s.services, report);
+  const routeNames = checkUniqueNames('route', 'routes', s.routes, report);
+  checkUniqueNames('listener', 'listeners', s.listeners, report);
+
+  s.services.forEach((svc, i) => checkService(svc, ['services', i], report));
+  s.routes.forEach((route, i) => checkRoute(route, ['routes', i], serviceNames, report));
+
+  const opaquePorts = new Set(s.opaquePorts);
+  const bound: { listener: ListenerSnapshot; host: string }[] = [];
+  s.listeners.forEach((l, i) => {
+    const at: PathSegment[] = ['listeners', i];
+    checkListener(l, at, opaquePorts, routeNames, serviceNames, report);
+    if (!Number.isInteger(l.address.port) || l.address.port === 0) return; // port 0 picks a free port: never clashes
+    const host = normalizeHost(l.address.host);
+    const clash = bound.find((b) => b.listener.address.port === l.address.port && hostsOverlap(b.host, host));
+    if (clash !== undefined) {
+      report([...at, 'address'], `${formatAddress(l.address)} overlaps listener "${clash.listener.name}" (${formatAddress(clash.listener.address)})`);
+    }
+    bound.push({ listener: l, host });
+  });
+  return problems;
+}
+
+type Report = (path: PathSegment[], reason: string) => void;
+
+const DIRECTIONS = new Set(['inbound', 'outbound']);
+const PROTOCOLS = new Set(['detect', 'http1', 'opaque']);
+const HEADER_KINDS = new Set(['exact', 'regex', 'present']);
+// RFC 9110 token characters: header names and methods.
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const HOSTNAME = /^(\*\.)?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$/;
+
+function checkUniqueNames(kind: string, field: string, items: readonly { name: string }[], report: Report): Set<string> {
+  const seen = new Set<string>();
+  items.forEach((item, i) => {
+    if (typeof item.name !== 'string' || item.name === '') {
+      report([field, i, 'name'], 'must not be empty');
+    } else if (seen.has(item.name)) {
+      report([field, i, 'name'], `duplicate ${kind} name "${item.name}"`);
+    }
+    seen.add(item.name);
+  });
+  return seen;
+}
+
+function checkHttp(s: EngineSnapshot, report: Report): void {
+  const h = s.http;
+  if (!Number.isInteger(h.maxHeadBytes) || h.maxHeadBytes < 1) report(['http', 'maxHeadBytes'], `must be a positive integer, got ${h.maxHeadBytes}`);
+  checkDuration(['http', 'headTimeoutMs'], h.headTimeoutMs, report);
+  checkDuration(['http', 'keepAliveTimeoutMs'], h.keepAliveTimeoutMs, report);
+  checkDuration(['http', 'responseTimeoutMs'], h.responseTimeoutMs, report);
+}
+
+function checkListener(
+  l: ListenerSnapshot,
+  at: PathSegment[],
+  opaquePorts: ReadonlySet<number>,
+  routeNames: ReadonlySet<string>,
+  serviceNames: ReadonlySet<string>,
+  report: Report,
+): void {
+  checkAddress([...at, 'address'], l.address, 0, report);
+  if (!DIRECTIONS.has(l.direction)) report([...at, 'direction'], `must be "inbound" or "outbound", got "${l.direction}"`);
+  if (!PROTOCOLS.has(l.protocol)) report([...at, 'protocol'], `must be one of "detect", "http1", "opaque", got "${l.protocol}"`);
+  checkDuration([...at, 'detectTimeoutMs'], l.detectTimeoutMs, report);
+
+  const listed = new Set<string>();
+  l.routes.forEach((name, k) => {
+    if (!routeNames.has(name)) report([...at, 'routes', k], `no route named "${name}"`);
+    else if (listed.has(name)) report([...at, 'routes', k], `route "${name}" is listed twice`);
+    listed.add(name);
+  });
+
+  if (l.defaultService !== undefined) {
+    if (!serviceNames.has(l.defaultService)) report([...at, 'defaultService'], `no service named "${l.defaultService}"`);
+  } else if (l.protocol === 'opaque') {
+    report([...at, 'defaultService'], 'an opaque listener needs a defaultService to forward to');
+  } else if (opaquePorts.has(l.address.port)) {
+    report([...at, 'defaultService'], `port ${l.address.port} is in opaquePorts, so the listener is opaque and needs a defaultService`);
+  }
+}
+
+function checkService(svc: ServiceSnapshot, at: PathSegment[], report: Report): void {
+  checkDuration([...at, 'connectTimeoutMs'], svc.connectTimeoutMs, report);
+  if (!Number.isInteger(svc.pool.maxIdlePerEndpoint) || svc.pool.maxIdlePerEndpoint < 0) {
+    report([...at, 'pool', 'maxIdlePerEndpoint'], `must be an integer >= 0, got ${svc.pool.maxIdlePerEndpoint}`);
+  }
+  checkDuration([...at, 'pool', 'idleTimeoutMs'], svc.pool.idleTimeoutMs, report);
+
+  const seen = new Set<string>();
+  let totalWeight = 0;
+  let weightsValid = true;
+  svc.endpoints.forEach((ep, j) => {
+    const epAt = [...at, 'endpoints', j];
+    if (checkAddress([...epAt, 'address'], ep.address, 1, report)) {
+      const key = formatAddress({ host: normalizeHost(ep.address.host), port: ep.address.port });
+      if (seen.has(key)) report([...epAt, 'address'], `duplicate endpoint ${formatAddress(ep.address)}`);
+      seen.add(key);
+    }
+    if (checkWeight([...epAt, 'weight'], ep.weight, report)) totalWeight += ep.weight;
+    else weightsValid = false;
+  });
+  // An empty list is allowed (requests get 503); a non-empty list where nothing can be picked is a mistake.
+  if (svc.endpoints.length > 0 && weightsValid && totalWeight === 0) {
+    report([...at, 'endpoints'], 'every endpoint has weight 0; use an empty list to take the service out of traffic');
+  }
+}
+
+function checkRoute(route: RouteSnapshot, at: PathSegment[], serviceNames: ReadonlySet<string>, report: Report): void {
+  route.hostnames.forEach((h, k) => {
+    if (!HOSTNAME.test(h)) report([...at, 'hostnames', k], `"${h}" is not a lower-case host name without port (a leading "*." is the only wildcard)`);
+  });
+  route.matches.forEach((m, k) => {
+    const mAt = [...at, 'matches', k];
+    if (m.path !== undefined) {
+      if (m.path.kind !== 'prefix' && m.path.kind !== 'exact') report([...mAt, 'path', 'kind'], `must be "prefix" or "exact"`);
+      if (!m.path.value.startsWith('/')) report([...mAt, 'path', 'value'], `must start with "/", got "${m.path.value}"`);
+    }
+    if (m.method !== undefined && (!TOKEN.test(m.method) || m.method !== m.method.toUpperCase())) {
+      report([...mAt, 'method'], `must be an upper-case method name, got "${m.method}"`);
+    }
+    m.headers.forEach((h, j) => {
+      const hAt = [...mAt, 'headers', j];
+      if (!TOKEN.test(h.name) || h.name !== h.name.toLowerCase()) report([...hAt, 'name'], `must be a lower-case header name, got "${h.name}"`);
+      if (!HEADER_KINDS.has(h.kind)) report([...hAt, 'kind'], `must be "exact", "regex" or "present"`);
+      if (h.kind === 'regex') {
+        try {
+          new RegExp(h.value);
+        } catch (err) {
+          report([...hAt, 'value'], (err as Error).message); // "Invalid regular expression: /(/: Unterminated group"
+        }
+      }
+    });
+  });
+
+  if (route.backends.length === 0) report([...at, 'backends'], 'a route needs at least one backend');
+  let totalWeight = 0;
+  let weightsValid = true;
+  route.backends.forEach((b, k) => {
+    if (!serviceNames.has(b.service)) report([...at, 'backends', k, 'service'], `no service named "${b.service}"`);
+    if (checkWeight([...at, 'backends', k, 'weight'], b.weight, report)) totalWeight += b.weight;
+    else weightsValid = false;
+  });
+  if (route.backends.length > 0 && weightsValid && totalWeight === 0) report([...at, 'backends'], 'every backend has weight 0, so no request could be sent');
+  checkDuration([...at, 'requestTimeoutMs'], route.requestTimeoutMs, report);
+}
+
+function checkAddress(at: PathSegment[], a: SocketAddress, minPort: number, report: Report): boolean {
+  let ok = true;
+  if (typeof a.host !== 'string' || a.host === '') {
+    report(at, 'host must not be empty');
+    ok = false;
+  }
+  return checkPort(at, a.port, minPort, report) && ok;
+}
+
+function checkPort(at: PathSegment[], port: number, minPort: number, report: Report): boolean {
+  if (Number.isInteger(port) && port >= minPort && port <= 65535) return true;
+  report(at, `port must be an integer from ${minPort} to 65535, got ${port}`);
+  return false;
+}
+
+function checkDuration(at: PathSegment[], ms: number, report: Report): void {
+  if (!Number.isFinite(ms) || ms < 0) report(at, `must be a duration in ms >= 0, got ${ms}`);
+}
+
+function checkWeight(at: PathSegment[], weight: number, report: Report): boolean {
+  if (Number.isFinite(weight) && weight >= 0) return true;
+  report(at, `must be a number >= 0, got ${weight}`);
+  return false;
+}
+
+function normalizeHost(host: string): string {
+  const h = host.toLowerCase();
+  return h.startsWith('[') && h.endsWith(']') ? h.slice(1, -1) : h;
+}
+
+// Whether binding both hosts on one port would fail: the same host, or a wildcard that covers the
+// other ('::' is dual-stack in Node, so it covers IPv4 as well). Host names are only compared as
+// written: what they resolve to is not known here.
+function hostsOverlap(a: string, b: string): boolean {
+  if (a === b || a === '::' || b === '::') return true;
+  if (a === '0.0.0.0') return isIP(b) === 4;
+  if (b === '0.0.0.0') return isIP(a) === 4;
+  return false;
+}
+
+export function formatAddress(a: SocketAddress): string {
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}

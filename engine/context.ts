@@ -1,0 +1,44 @@
+// What connection handlers see of their engine: the current compiled config and shared services.
+// Handlers re-read `listener()` when `generation` moves, so that a reload applies to the next request
+// on an open connection while in-flight exchanges finish on the objects they started with.
+
+import type { Direction, HttpSettings, ListenerSnapshot } from './config/snapshot';
+import type { Clock } from './clock';
+import type { Cluster } from './cluster';
+import type { MetricsRegistry, TcpStats } from './metrics/registry';
+import type { RouteTable } from './router/route-table';
+
+export interface ListenerRuntime {
+  readonly name: string;
+  readonly direction: Direction;
+  readonly snapshot: ListenerSnapshot;
+  readonly table: RouteTable;
+  readonly defaultCluster: Cluster | null;
+  /** True when detection is skipped and all traffic is opaque TCP. */
+  readonly opaque: boolean;
+  readonly http: HttpSettings;
+  readonly srcTcp: TcpStats;
+  readonly dstTcp: TcpStats;
+}
+
+/** A connection the engine tracks for timeouts, draining and metrics. */
+export interface TrackedConnection {
+  /** Called by the engine's sweeper with the current clock time. */
+  sweep(nowMs: number): void;
+  /** Graceful drain: finish the current exchange, then close; close at once when idle. */
+  drain(): void;
+  /** Hard stop at the end of the grace period. */
+  destroy(): void;
+  /** Adds bytes moved so far on open sockets to the metrics snapshot. */
+  openBytes(add: (s: TcpStats, read: number, written: number) => void): void;
+}
+
+export interface ProxyContext {
+  readonly clock: Clock;
+  readonly metrics: MetricsRegistry;
+  readonly generation: number;
+  readonly draining: boolean;
+  listener(name: string): ListenerRuntime | undefined;
+  track(c: TrackedConnection): void;
+  untrack(c: TrackedConnection): void;
+}

@@ -1,0 +1,218 @@
+// The data plane of one thread: compiles snapshots into listener runtimes, route tables and
+// endpoint pools, takes accepted sockets through detection to the HTTP/1 or TCP handlers, sweeps
+// timeouts, drains gracefully and reports its metrics. It does not listen or know where config
+// came from: the worker layer hands it sockets and snapshots.
+
+import type * as net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { createRoundRobinPicker } from './balance/picker';
+import { type Clock, systemClock } from './clock';
+import { Cluster } from './cluster';
+import type { EngineSnapshot } from './config/snapshot';
+import type { ListenerRuntime, ProxyContext, TrackedConnection } from './context';
+import { Detected, detectProtocol, DETECT_MAX_BYTES } from './detect';
+import { Http1Downstream } from './http1/downstream';
+import { MetricsRegistry, type TcpStats, type WorkerMetricsSnapshot } from './metrics/registry';
+import { Endpoint, endpointKey } from './pool/endpoint';
+import { CompiledRoute, RouteTable } from './router/route-table';
+import { TcpForward } from './tcp/tcp-forward';
+
+export interface EngineOptions {
+  workerId?: number;
+  clock?: Clock;
+  /** How often timeouts are checked; timeouts fire up to this late. */
+  sweepIntervalMs?: number;
+  /** Called when the number of open client connections changes (for accept balancing). */
+  onClientCountChange?: (open: number) => void;
+}
+
+export class Engine implements ProxyContext {
+  readonly clock: Clock;
+  readonly metrics = new MetricsRegistry();
+  generation = 0;
+  draining = false;
+  private version = '';
+  private readonly workerId: number;
+  private listeners = new Map<string, ListenerRuntime>();
+  private endpoints = new Map<string, Endpoint>();
+  private readonly tracked = new Set<TrackedConnection>();
+  private readonly clients = new Map<net.Socket, TcpStats>();
+  private readonly sweeper: NodeJS.Timeout;
+  private elu = performance.eventLoopUtilization();
+  private readonly onClientCountChange: ((open: number) => void) | undefined;
+
+  constructor(opts: EngineOptions = {}) {
+    this.clock = opts.clock ?? systemClock;
+    this.workerId = opts.workerId ?? 0;
+    this.onClientCountChange = opts.onClientCountChange;
+    this.sweeper = setInterval(() => this.sweep(), opts.sweepIntervalMs ?? 100);
+    this.sweeper.unref();
+  }
+
+  get configVersion(): string {
+    return this.version;
+  }
+
+  get openClientConnections(): number {
+    return this.clients.size;
+  }
+
+  listener(name: string): ListenerRuntime | undefined {
+    return this.listeners.get(name);
+  }
+
+  track(c: TrackedConnection): void {
+    this.tracked.add(c);
+  }
+
+  untrack(c: TrackedConnection): void {
+    this.tracked.delete(c);
+  }
+
+  /** Compiles and swaps in a snapshot (assumed validated). Open connections pick it up per request. */
+  apply(s: EngineSnapshot): void {
+    const endpoints = new Map<string, Endpoint>();
+    const clusters = new Map<string, Cluster>();
+    for (const svc of s.services) {
+      const eps: Endpoint[] = [];
+      for (const e of svc.endpoints) {
+        const key = endpointKey(e.address.host, e.address.port);
+        let ep = endpoints.get(key) ?? this.endpoints.get(key);
+        if (ep === undefined) ep = new Endpoint(e.address.host, e.address.port, e.zone, e.weight, svc.pool);
+        ep.zone = e.zone;
+        ep.weight = e.weight;
+        ep.pool = svc.pool;
+        ep.live = true;
+        endpoints.set(key, ep);
+        eps.push(ep);
+      }
+      clusters.set(svc.name, new Cluster(svc.name, eps, createRoundRobinPicker(eps), svc.connectTimeoutMs, svc));
+    }
+    for (const [key, ep] of this.endpoints) {
+      if (!endpoints.has(key)) {
+        ep.live = false;
+        ep.closeIdle();
+      }
+    }
+    const routes = new Map(s.routes.map((r) => [r.name, r]));
+    const listeners = new Map<string, ListenerRuntime>();
+    for (const l of s.listeners) {
+      const table = new RouteTable(l.routes.map((n) => new CompiledRoute(routes.get(n)!, clusters)));
+      listeners.set(l.name, {
+        name: l.name,
+        direction: l.direction,
+        snapshot: l,
+        table,
+        defaultCluster: l.defaultService !== undefined ? clusters.get(l.defaultService) ?? null : null,
+        opaque: l.protocol === 'opaque' || s.opaquePorts.includes(l.address.port),
+        http: s.http,
+        srcTcp: this.metrics.tcpStats(l.direction, 'src'),
+        dstTcp: this.metrics.tcpStats(l.direction, 'dst'),
+      });
+    }
+    this.endpoints = endpoints;
+    this.listeners = listeners;
+    this.version = s.version;
+    this.generation++;
+  }
+
+  /** Takes an accepted client socket of the named listener. */
+  handleConnection(listenerName: string, socket: net.Socket): void {
+    const lr = this.listeners.get(listenerName);
+    if (lr === undefined || this.draining) {
+      socket.destroy();
+      return;
+    }
+    const t = lr.srcTcp;
+    t.opened++;
+    t.open++;
+    this.clients.set(socket, t);
+    this.onClientCountChange?.(this.clients.size);
+    socket.once('close', (hadError: boolean) => {
+      t.open--;
+      t.closed++;
+      t.readBytes += socket.bytesRead;
+      t.writeBytes += socket.bytesWritten;
+      if (hadError) t.closeErrors.set('error', (t.closeErrors.get('error') ?? 0) + 1);
+      this.clients.delete(socket);
+      this.onClientCountChange?.(this.clients.size);
+    });
+    socket.setNoDelay(true);
+    if (lr.opaque) {
+      new TcpForward(this, socket, lr, lr.defaultCluster, null);
+    } else if (lr.snapshot.protocol === 'http1') {
+      new Http1Downstream(this, socket, lr, listenerName).start(null);
+    } else {
+      this.detect(listenerName, lr, socket);
+    }
+  }
+
+  private detect(listenerName: string, lr: ListenerRuntime, socket: net.Socket): void {
+    let seen: Buffer | null = null;
+    const decide = (kind: Detected): void => {
+      socket.removeListener('data', onData);
+      socket.removeListener('timeout', onTimeout);
+      socket.removeListener('error', onError);
+      socket.setTimeout(0);
+      if (kind === Detected.Http1) {
+        new Http1Downstream(this, socket, lr, listenerName).start(seen);
+      } else {
+        // HTTP/2 and TLS are forwarded opaquely until their handlers exist.
+        socket.pause();
+        new TcpForward(this, socket, lr, lr.defaultCluster, seen);
+      }
+    };
+    const onData = (chunk: Buffer): void => {
+      seen = seen === null ? chunk : Buffer.concat([seen, chunk]);
+      const kind = detectProtocol(seen);
+      if (kind !== Detected.NeedMore) decide(kind);
+      else if (seen.length >= DETECT_MAX_BYTES) decide(Detected.Opaque);
+    };
+    const onTimeout = (): void => decide(seen !== null && detectProtocol(seen) === Detected.Http1 ? Detected.Http1 : Detected.Opaque);
+    const onError = (): void => {
+      socket.destroy();
+    };
+    socket.on('data', onData);
+    socket.on('error', onError);
+    socket.on('timeout', onTimeout);
+    socket.setTimeout(lr.snapshot.detectTimeoutMs);
+  }
+
+  private sweep(): void {
+    const now = this.clock.now();
+    for (const c of this.tracked) c.sweep(now);
+    for (const ep of this.endpoints.values()) ep.sweepIdle(now);
+  }
+
+  metricsSnapshot(): WorkerMetricsSnapshot {
+    const e = performance.eventLoopUtilization(this.elu);
+    this.elu = performance.eventLoopUtilization();
+    return this.metrics.snapshot(this.workerId, e.utilization, this.clients.size, this.version, {
+      addOpenBytes: (add) => {
+        for (const [sock, t] of this.clients) add(t, sock.bytesRead, sock.bytesWritten);
+        for (const c of this.tracked) c.openBytes(add);
+      },
+    });
+  }
+
+  /**
+   * Stops taking new requests: idle keep-alive connections close now, busy ones after their current
+   * exchange; whatever is still open after graceMs is closed hard. Resolves when all are closed.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.draining = true;
+    for (const c of this.tracked) c.drain();
+    const deadline = Date.now() + graceMs;
+    while (this.clients.size > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    for (const c of this.tracked) c.destroy();
+    for (const sock of this.clients.keys()) sock.destroy();
+    this.close();
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+    for (const ep of this.endpoints.values()) ep.closeIdle();
+  }
+}

@@ -1,0 +1,125 @@
+// Stable error codes for everything the proxy refuses or fails at, and the one table that maps each
+// to the HTTP status of its local reply. Codes are also the `l5d-proxy-error` header value and the
+// `error` metric label, so they never change once published.
+
+export const enum ErrorCode {
+  None = 0,
+  // 400: the client sent a malformed message (RFC 9112).
+  BadRequestLine,
+  BadVersion,
+  BareLf,
+  BareCr,
+  BadHeaderName,
+  BadHeaderValue,
+  WhitespaceBeforeColon,
+  ObsFold,
+  MissingHost,
+  DuplicateHost,
+  BadContentLength,
+  DuplicateContentLength,
+  ContentLengthWithTransferEncoding,
+  BadTransferEncoding,
+  BadChunkSize,
+  BadChunkExtension,
+  BadChunkFraming,
+  BadTrailer,
+  // 505
+  VersionNotSupported,
+  // 431
+  HeadTooLarge,
+  TooManyHeaders,
+  // 408
+  HeadTimeout,
+  // 502/503/504: the upstream side failed.
+  UpstreamConnectFailed,
+  UpstreamReset,
+  UpstreamBadResponse,
+  UpstreamHeadTooLarge,
+  NoEndpoints,
+  NoRoute,
+  ConnectTimeout,
+  ResponseTimeout,
+  RequestTimeout,
+  Draining,
+}
+
+interface ErrorInfo {
+  status: number;
+  reason: string;
+  /** The value of the l5d-proxy-error response header and the metric label. */
+  name: string;
+}
+
+const TABLE: ErrorInfo[] = [];
+function def(code: ErrorCode, status: number, name: string, reason: string): void {
+  TABLE[code] = { status, name, reason };
+}
+def(ErrorCode.None, 500, 'none', 'Internal Server Error');
+def(ErrorCode.BadRequestLine, 400, 'bad-request-line', 'Bad Request');
+def(ErrorCode.BadVersion, 400, 'bad-version', 'Bad Request');
+def(ErrorCode.BareLf, 400, 'bare-lf', 'Bad Request');
+def(ErrorCode.BareCr, 400, 'bare-cr', 'Bad Request');
+def(ErrorCode.BadHeaderName, 400, 'bad-header-name', 'Bad Request');
+def(ErrorCode.BadHeaderValue, 400, 'bad-header-value', 'Bad Request');
+def(ErrorCode.WhitespaceBeforeColon, 400, 'whitespace-before-colon', 'Bad Request');
+def(ErrorCode.ObsFold, 400, 'obs-fold', 'Bad Request');
+def(ErrorCode.MissingHost, 400, 'missing-host', 'Bad Request');
+def(ErrorCode.DuplicateHost, 400, 'duplicate-host', 'Bad Request');
+def(ErrorCode.BadContentLength, 400, 'bad-content-length', 'Bad Request');
+def(ErrorCode.DuplicateContentLength, 400, 'duplicate-content-length', 'Bad Request');
+def(ErrorCode.ContentLengthWithTransferEncoding, 400, 'content-length-with-transfer-encoding', 'Bad Request');
+def(ErrorCode.BadTransferEncoding, 400, 'bad-transfer-encoding', 'Bad Request');
+def(ErrorCode.BadChunkSize, 400, 'bad-chunk-size', 'Bad Request');
+def(ErrorCode.BadChunkExtension, 400, 'bad-chunk-extension', 'Bad Request');
+def(ErrorCode.BadChunkFraming, 400, 'bad-chunk-framing', 'Bad Request');
+def(ErrorCode.BadTrailer, 400, 'bad-trailer', 'Bad Request');
+def(ErrorCode.VersionNotSupported, 505, 'version-not-supported', 'HTTP Version Not Supported');
+def(ErrorCode.HeadTooLarge, 431, 'head-too-large', 'Request Header Fields Too Large');
+def(ErrorCode.TooManyHeaders, 431, 'too-many-headers', 'Request Header Fields Too Large');
+def(ErrorCode.HeadTimeout, 408, 'head-timeout', 'Request Timeout');
+def(ErrorCode.UpstreamConnectFailed, 502, 'connect-failed', 'Bad Gateway');
+def(ErrorCode.UpstreamReset, 502, 'upstream-reset', 'Bad Gateway');
+def(ErrorCode.UpstreamBadResponse, 502, 'bad-upstream-response', 'Bad Gateway');
+def(ErrorCode.UpstreamHeadTooLarge, 502, 'upstream-head-too-large', 'Bad Gateway');
+def(ErrorCode.NoEndpoints, 503, 'no-endpoints', 'Service Unavailable');
+def(ErrorCode.NoRoute, 404, 'no-route', 'Not Found');
+def(ErrorCode.ConnectTimeout, 504, 'connect-timeout', 'Gateway Timeout');
+def(ErrorCode.ResponseTimeout, 504, 'response-timeout', 'Gateway Timeout');
+def(ErrorCode.RequestTimeout, 504, 'request-timeout', 'Gateway Timeout');
+def(ErrorCode.Draining, 503, 'draining', 'Service Unavailable');
+
+export function errorInfo(code: ErrorCode): ErrorInfo {
+  return TABLE[code] ?? TABLE[ErrorCode.None];
+}
+
+/** True when the error is the client's fault (4xx): the connection is closed after the reply. */
+export function isClientError(code: ErrorCode): boolean {
+  const s = errorInfo(code).status;
+  return s >= 400 && s < 500 && code !== ErrorCode.NoRoute;
+}
+
+const replyCache = new Map<string, Buffer>();
+
+/**
+ * The bytes of a local reply. Cached per (code, close) since the set is small; the body names the
+ * cause in one line so that curl users see it without -v.
+ */
+export function localReply(code: ErrorCode, close: boolean): Buffer {
+  const key = `${code}|${close ? 1 : 0}`;
+  let b = replyCache.get(key);
+  if (b === undefined) {
+    const info = errorInfo(code);
+    const body = `${info.reason}: ${info.name}\n`;
+    b = Buffer.from(
+      `HTTP/1.1 ${info.status} ${info.reason}\r\n` +
+        `content-type: text/plain\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\n` +
+        `l5d-proxy-error: ${info.name}\r\n` +
+        (close ? 'connection: close\r\n' : '') +
+        `\r\n${body}`,
+      'latin1',
+    );
+    replyCache.set(key, b);
+  }
+  return b;
+}

@@ -1,0 +1,320 @@
+// One HTTP/1.1 connection to an endpoint: it carries one exchange at a time for the downstream that
+// holds it, parses the response head in place, forwards head and body slices to the client with
+// back-pressure, and goes back to its endpoint's pool when the exchange leaves it reusable.
+
+import * as net from 'node:net';
+import { ErrorCode } from '../errors';
+import type { Endpoint, Poolable } from '../pool/endpoint';
+import type { TcpStats } from '../metrics/registry';
+import { ChunkedScanner } from './chunked-scanner';
+import { BodyKind, ConnFlag, HeadInfo, NEED_MORE, parseHead, PARSE_ERROR } from './head-parser';
+
+/** What an upstream connection calls back on the downstream that owns the current exchange. */
+export interface ExchangeOwner {
+  /** A complete response head (interim or final) arrived; the owner forwards it. Returns false to stop. */
+  onResponseHead(buf: Buffer, h: HeadInfo, end: number): void;
+  /** Response body bytes to forward (a slice of an upstream read). Returns socket.write's result. */
+  onResponseBody(chunk: Buffer): boolean;
+  /** The response ended; `reusable` says whether this connection may carry another exchange. */
+  onResponseEnd(reusable: boolean): void;
+  /** The upstream failed before or during the response. */
+  onUpstreamError(code: ErrorCode, responseStarted: boolean): void;
+  /** The upstream socket drained: resume reading the client. */
+  onUpstreamDrain(): void;
+  /** Bytes from the upstream after a 101 or CONNECT 2xx: raw tunnel data. */
+  onTunnelData(chunk: Buffer): boolean;
+  onTunnelEnd(): void;
+}
+
+const enum Phase {
+  Idle = 0,
+  Head,
+  Body,
+  Tunnel,
+  Closed,
+}
+
+export class Http1Upstream implements Poolable {
+  readonly socket: net.Socket;
+  owner: ExchangeOwner | null = null;
+  idleSinceMs = 0;
+  connecting = true;
+  connectStartMs: number;
+  /** True once this connection has carried an exchange (a failure then may be a keep-alive race). */
+  reused = false;
+  /** Any byte of the current response seen. */
+  responseStarted = false;
+  /** The request of the current exchange was HEAD (no response body) / CONNECT. */
+  headRequest = false;
+  connectRequest = false;
+  upgradeRequest = false;
+  private phase = Phase.Idle;
+  private readonly h = new HeadInfo();
+  private buf: Buffer | null = null;
+  private bodyKind = BodyKind.None;
+  private remaining = 0;
+  private readonly chunked = new ChunkedScanner();
+  private keepAlive = true;
+  private readingPaused = false;
+  private closedCounted = false;
+
+  constructor(
+    readonly endpoint: Endpoint<Http1Upstream>,
+    private readonly tcp: TcpStats,
+    private readonly maxHeadBytes: number,
+    nowMs: number,
+  ) {
+    this.connectStartMs = nowMs;
+    endpoint.open++;
+    tcp.opened++;
+    tcp.open++;
+    const s = net.connect({ host: endpoint.host, port: endpoint.port, noDelay: true });
+    this.socket = s;
+    s.on('connect', () => {
+      this.connecting = false;
+    });
+    s.on('data', (chunk: Buffer) => this.onData(chunk));
+    s.on('end', () => this.onEnd());
+    s.on('error', () => this.onClose(true));
+    s.on('close', () => this.onClose(false));
+    s.on('drain', () => {
+      if (this.owner !== null) this.owner.onUpstreamDrain();
+    });
+  }
+
+  get usable(): boolean {
+    return this.phase === Phase.Idle && !this.socket.destroyed && !this.connecting;
+  }
+
+  /** Binds the next exchange. The request head is written by the owner. */
+  begin(owner: ExchangeOwner, headRequest: boolean, connectRequest: boolean, upgradeRequest: boolean): void {
+    this.owner = owner;
+    this.phase = Phase.Head;
+    this.responseStarted = false;
+    this.headRequest = headRequest;
+    this.connectRequest = connectRequest;
+    this.upgradeRequest = upgradeRequest;
+    this.keepAlive = true;
+    this.h.reset(0);
+    this.buf = null;
+    if (this.readingPaused) this.resumeReading();
+  }
+
+  /** Marks the end of an exchange from the owner's side; the owner then pools or closes this connection. */
+  release(): void {
+    this.owner = null;
+    this.reused = true;
+    if (this.phase !== Phase.Closed) this.phase = Phase.Idle;
+  }
+
+  pauseReading(): void {
+    if (!this.readingPaused) {
+      this.readingPaused = true;
+      this.socket.pause();
+    }
+  }
+
+  resumeReading(): void {
+    if (this.readingPaused) {
+      this.readingPaused = false;
+      this.socket.resume();
+    }
+  }
+
+  close(): void {
+    this.phase = Phase.Closed;
+    this.owner = null;
+    this.socket.destroy();
+  }
+
+  /** Bytes a tunnel owner sends through. */
+  write(chunk: Buffer): boolean {
+    return this.socket.write(chunk);
+  }
+
+  private onData(chunk: Buffer): void {
+    const owner = this.owner;
+    switch (this.phase) {
+      case Phase.Head:
+        this.responseStarted = true;
+        this.parseHeads(chunk);
+        return;
+      case Phase.Body:
+        this.forwardBody(chunk, 0);
+        return;
+      case Phase.Tunnel:
+        if (owner !== null && !owner.onTunnelData(chunk)) this.pauseReading();
+        return;
+      default:
+        // Bytes on an idle connection are a protocol violation: the response to nothing.
+        this.close();
+    }
+  }
+
+  private parseHeads(chunk: Buffer): void {
+    let buf: Buffer;
+    if (this.buf === null) {
+      buf = chunk;
+      this.h.reset(0);
+    } else {
+      buf = Buffer.concat([this.buf, chunk]);
+      this.buf = null;
+    }
+    for (;;) {
+      const h = this.h;
+      const end = parseHead(buf, h, false, this.maxHeadBytes);
+      if (end === NEED_MORE) {
+        this.buf = h.base === 0 ? buf : buf.subarray(h.base);
+        if (h.base !== 0) h.base = 0;
+        return;
+      }
+      if (end === PARSE_ERROR) {
+        this.fail(h.error === ErrorCode.HeadTooLarge ? ErrorCode.UpstreamHeadTooLarge : ErrorCode.UpstreamBadResponse);
+        return;
+      }
+      const owner = this.owner!;
+      const status = h.statusCode;
+      if (status < 200 && status !== 101) {
+        // Interim response (100 Continue, 103 Early Hints): forward and wait for the final one.
+        owner.onResponseHead(buf, h, end);
+        if (this.owner === null) return;
+        if (end >= buf.length) return;
+        h.reset(end);
+        continue;
+      }
+      // Framing of the final response (RFC 9112 section 6.3).
+      let kind = h.bodyKind;
+      if (status === 101) {
+        if (!this.upgradeRequest) return this.fail(ErrorCode.UpstreamBadResponse);
+        kind = BodyKind.None;
+        this.phase = Phase.Tunnel;
+      } else if (this.connectRequest && status < 300) {
+        kind = BodyKind.None;
+        this.phase = Phase.Tunnel;
+      } else if (this.headRequest || status === 204 || status === 304) {
+        kind = BodyKind.None;
+      }
+      this.bodyKind = kind;
+      h.bodyKind = kind;
+      this.keepAlive =
+        kind !== BodyKind.UntilClose &&
+        this.phase !== Phase.Tunnel &&
+        (h.versionMinor >= 1 ? (h.conn & ConnFlag.Close) === 0 : (h.conn & ConnFlag.KeepAlive) !== 0);
+      owner.onResponseHead(buf, h, end);
+      if (this.owner !== owner) return;
+      if (this.phase === Phase.Tunnel) {
+        if (end < buf.length && !owner.onTunnelData(buf.subarray(end))) this.pauseReading();
+        return;
+      }
+      if (kind === BodyKind.None) {
+        if (end < buf.length) this.keepAlive = false; // bytes after a body-less response: do not reuse
+        this.finish();
+        return;
+      }
+      this.phase = Phase.Body;
+      if (kind === BodyKind.Length) this.remaining = h.contentLength;
+      else if (kind === BodyKind.Chunked) this.chunked.reset();
+      if (end < buf.length) this.forwardBody(buf, end);
+      return;
+    }
+  }
+
+  private forwardBody(buf: Buffer, start: number): void {
+    const owner = this.owner!;
+    const len = buf.length - start;
+    let ok: boolean;
+    switch (this.bodyKind) {
+      case BodyKind.Length: {
+        if (len < this.remaining) {
+          this.remaining -= len;
+          ok = owner.onResponseBody(start === 0 ? buf : buf.subarray(start));
+          break;
+        }
+        const stop = start + this.remaining;
+        this.remaining = 0;
+        owner.onResponseBody(start === 0 && stop === buf.length ? buf : buf.subarray(start, stop));
+        if (stop < buf.length) this.keepAlive = false;
+        this.finish();
+        return;
+      }
+      case BodyKind.Chunked: {
+        const r = this.chunked.scan(buf, start, buf.length);
+        if (r === -2) {
+          this.fail(ErrorCode.UpstreamBadResponse);
+          return;
+        }
+        if (r === -1) {
+          ok = owner.onResponseBody(start === 0 ? buf : buf.subarray(start));
+          break;
+        }
+        owner.onResponseBody(buf.subarray(start, r));
+        if (r < buf.length) this.keepAlive = false;
+        this.finish();
+        return;
+      }
+      default:
+        ok = owner.onResponseBody(start === 0 ? buf : buf.subarray(start));
+    }
+    if (!ok) this.pauseReading();
+  }
+
+  private finish(): void {
+    const owner = this.owner!;
+    this.phase = Phase.Idle;
+    owner.onResponseEnd(this.keepAlive);
+  }
+
+  private fail(code: ErrorCode): void {
+    const owner = this.owner;
+    const started = this.phase === Phase.Body || this.phase === Phase.Tunnel;
+    this.close();
+    if (owner !== null) owner.onUpstreamError(code, started);
+  }
+
+  private onEnd(): void {
+    if (this.phase === Phase.Body && this.bodyKind === BodyKind.UntilClose) {
+      this.keepAlive = false;
+      this.finish();
+      this.close();
+      return;
+    }
+    if (this.phase === Phase.Tunnel) {
+      this.owner?.onTunnelEnd();
+      return;
+    }
+    this.onClose(false);
+  }
+
+  private onClose(isError: boolean): void {
+    if (!this.closedCounted) {
+      this.closedCounted = true;
+      this.endpoint.open--;
+      const t = this.tcp;
+      t.open--;
+      t.closed++;
+      t.readBytes += this.socket.bytesRead;
+      t.writeBytes += this.socket.bytesWritten;
+      if (isError) t.closeErrors.set('error', (t.closeErrors.get('error') ?? 0) + 1);
+    }
+    const phase = this.phase;
+    this.phase = Phase.Closed;
+    const owner = this.owner;
+    if (owner === null) {
+      this.socket.destroy();
+      return;
+    }
+    this.owner = null;
+    this.socket.destroy();
+    if (phase === Phase.Tunnel) {
+      owner.onTunnelEnd();
+      return;
+    }
+    const code = this.connecting ? ErrorCode.UpstreamConnectFailed : ErrorCode.UpstreamReset;
+    owner.onUpstreamError(code, phase === Phase.Body);
+  }
+
+  /** Bytes so far, for metrics of open connections. */
+  openBytes(add: (s: TcpStats, read: number, written: number) => void): void {
+    if (!this.closedCounted) add(this.tcp, this.socket.bytesRead, this.socket.bytesWritten);
+  }
+}

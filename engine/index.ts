@@ -1,0 +1,8 @@
+// Public surface of the engine (the data plane of one thread).
+export { Engine, type EngineOptions } from './engine';
+export type { Clock } from './clock';
+export { systemClock } from './clock';
+export * from './config/snapshot';
+export { ErrorCode, errorInfo } from './errors';
+export type { WorkerMetricsSnapshot, HttpSnapshot, TcpSnapshot, ResponseSnapshot } from './metrics/registry';
+export { LATENCY_BUCKETS_MS } from './metrics/latency';

@@ -1,0 +1,180 @@
+// Per-worker golden signals. The hot path only bumps fields of stats objects it looked up once per
+// connection; the supervisor asks each worker for a plain-data snapshot and merges them.
+
+import type { Direction } from '../config/snapshot';
+import { LatencyHistogram } from './latency';
+
+export interface HttpLabels {
+  direction: Direction;
+  authority: string;
+  route: string;
+  backend: string;
+  dst_zone: string;
+}
+
+export class ResponseStats {
+  success = 0;
+  failure = 0;
+  readonly latency = new LatencyHistogram();
+  /** Failures by error name (l5d-proxy-error code or upstream abort). */
+  readonly errors = new Map<string, number>();
+  constructor(readonly status: number) {}
+}
+
+export class HttpStats {
+  requests = 0;
+  inFlight = 0;
+  private readonly byStatus = new Map<number, ResponseStats>();
+  constructor(readonly labels: HttpLabels) {}
+
+  response(status: number): ResponseStats {
+    let r = this.byStatus.get(status);
+    if (r === undefined) {
+      r = new ResponseStats(status);
+      this.byStatus.set(status, r);
+    }
+    return r;
+  }
+
+  responses(): IterableIterator<ResponseStats> {
+    return this.byStatus.values();
+  }
+}
+
+export interface TcpLabels {
+  direction: Direction;
+  peer: 'src' | 'dst';
+}
+
+export class TcpStats {
+  opened = 0;
+  closed = 0;
+  open = 0;
+  /** Bytes of closed connections; open ones are added at snapshot time. */
+  readBytes = 0;
+  writeBytes = 0;
+  readonly closeErrors = new Map<string, number>();
+  constructor(readonly labels: TcpLabels) {}
+}
+
+export interface ResponseSnapshot {
+  status: number;
+  success: number;
+  failure: number;
+  buckets: number[];
+  sumMs: number;
+  count: number;
+  errors: Record<string, number>;
+}
+
+export interface HttpSnapshot {
+  labels: HttpLabels;
+  requests: number;
+  inFlight: number;
+  responses: ResponseSnapshot[];
+}
+
+export interface TcpSnapshot {
+  labels: TcpLabels;
+  opened: number;
+  closed: number;
+  open: number;
+  readBytes: number;
+  writeBytes: number;
+  closeErrors: Record<string, number>;
+}
+
+export interface WorkerMetricsSnapshot {
+  worker: number;
+  http: HttpSnapshot[];
+  tcp: TcpSnapshot[];
+  eventLoopUtilization: number;
+  openConnections: number;
+  configVersion: string;
+  /** Requests refused before routing (malformed, too large, timeouts), by error name. */
+  protocolErrors: Record<string, number>;
+}
+
+/** Live TCP counts that only exist on open sockets (bytes so far), summed at snapshot time. */
+export interface OpenBytesSource {
+  addOpenBytes(add: (labels: TcpStats, read: number, written: number) => void): void;
+}
+
+const MAX_AUTHORITIES_PER_ROUTE = 100;
+
+export class MetricsRegistry {
+  private readonly http = new Map<string, HttpStats>();
+  private readonly authoritiesPerRoute = new Map<string, Set<string>>();
+  private readonly tcp = new Map<string, TcpStats>();
+  readonly protocolErrors = new Map<string, number>();
+
+  httpStats(direction: Direction, authority: string, route: string, backend: string, zone: string): HttpStats {
+    const key = `${direction}\u0000${authority}\u0000${route}\u0000${backend}\u0000${zone}`;
+    let s = this.http.get(key);
+    if (s !== undefined) return s;
+    // Bound label cardinality: past the limit, new authorities of a route share one series.
+    const rk = `${direction}\u0000${route}`;
+    let seen = this.authoritiesPerRoute.get(rk);
+    if (seen === undefined) this.authoritiesPerRoute.set(rk, (seen = new Set()));
+    if (!seen.has(authority)) {
+      if (seen.size >= MAX_AUTHORITIES_PER_ROUTE) return this.httpStats(direction, '_overflow', route, backend, zone);
+      seen.add(authority);
+    }
+    s = new HttpStats({ direction, authority, route, backend, dst_zone: zone });
+    this.http.set(key, s);
+    return s;
+  }
+
+  tcpStats(direction: Direction, peer: 'src' | 'dst'): TcpStats {
+    const key = `${direction}\u0000${peer}`;
+    let s = this.tcp.get(key);
+    if (s === undefined) {
+      s = new TcpStats({ direction, peer });
+      this.tcp.set(key, s);
+    }
+    return s;
+  }
+
+  countProtocolError(name: string): void {
+    this.protocolErrors.set(name, (this.protocolErrors.get(name) ?? 0) + 1);
+  }
+
+  snapshot(worker: number, elu: number, openConnections: number, configVersion: string, live?: OpenBytesSource): WorkerMetricsSnapshot {
+    const openRead = new Map<TcpStats, number>();
+    const openWritten = new Map<TcpStats, number>();
+    live?.addOpenBytes((s, r, w) => {
+      openRead.set(s, (openRead.get(s) ?? 0) + r);
+      openWritten.set(s, (openWritten.get(s) ?? 0) + w);
+    });
+    return {
+      worker,
+      eventLoopUtilization: elu,
+      openConnections,
+      configVersion,
+      protocolErrors: Object.fromEntries(this.protocolErrors),
+      http: [...this.http.values()].map((s) => ({
+        labels: s.labels,
+        requests: s.requests,
+        inFlight: s.inFlight,
+        responses: [...s.responses()].map((r) => ({
+          status: r.status,
+          success: r.success,
+          failure: r.failure,
+          buckets: r.latency.bucketCounts(),
+          sumMs: r.latency.sumUs / 1000,
+          count: r.latency.count,
+          errors: Object.fromEntries(r.errors),
+        })),
+      })),
+      tcp: [...this.tcp.values()].map((s) => ({
+        labels: s.labels,
+        opened: s.opened,
+        closed: s.closed,
+        open: s.open,
+        readBytes: s.readBytes + (openRead.get(s) ?? 0),
+        writeBytes: s.writeBytes + (openWritten.get(s) ?? 0),
+        closeErrors: Object.fromEntries(s.closeErrors),
+      })),
+    };
+  }
+}

@@ -1,0 +1,119 @@
+// Route tables compiled once per snapshot and listener; matching reads the request head in place
+// (paths compared as bytes) and makes strings only of header values a route actually matches on.
+
+import type { HeaderMatch, RouteSnapshot } from '../config/snapshot';
+import type { HeadInfo } from '../http1/head-parser';
+import type { Cluster } from '../cluster';
+
+export interface WeightedCluster {
+  cluster: Cluster;
+  weight: number;
+}
+
+interface CompiledMatch {
+  pathKind: 0 | 1 | 2; // none, prefix, exact
+  path: Buffer;
+  method: string | undefined;
+  headers: { name: string; kind: HeaderMatch['kind']; value: string; re: RegExp | undefined }[];
+}
+
+export class CompiledRoute {
+  readonly name: string;
+  readonly backends: WeightedCluster[];
+  readonly requestTimeoutMs: number;
+  private readonly exactHosts: Set<string>;
+  private readonly wildcardSuffixes: string[];
+  private readonly anyHost: boolean;
+  private readonly matches: CompiledMatch[];
+  private readonly totalWeight: number;
+  private rr = 0;
+  /** True when the route matches every request (no hosts, no match conditions). */
+  readonly catchAll: boolean;
+
+  constructor(r: RouteSnapshot, clusters: ReadonlyMap<string, Cluster>) {
+    this.name = r.name;
+    this.requestTimeoutMs = r.requestTimeoutMs;
+    this.backends = r.backends
+      .filter((b) => b.weight > 0)
+      .map((b) => ({ cluster: clusters.get(b.service)!, weight: b.weight }));
+    this.totalWeight = this.backends.reduce((s, b) => s + b.weight, 0);
+    this.exactHosts = new Set(r.hostnames.filter((h) => !h.startsWith('*.')));
+    this.wildcardSuffixes = r.hostnames.filter((h) => h.startsWith('*.')).map((h) => h.slice(1));
+    this.anyHost = r.hostnames.length === 0;
+    this.matches = r.matches.map((m) => ({
+      pathKind: m.path === undefined ? 0 : m.path.kind === 'prefix' ? 1 : 2,
+      path: Buffer.from(m.path?.value ?? '', 'latin1'),
+      method: m.method,
+      headers: m.headers.map((hm) => ({ ...hm, re: hm.kind === 'regex' ? new RegExp(`^(?:${hm.value})$`) : undefined })),
+    }));
+    this.catchAll = this.anyHost && (this.matches.length === 0 || this.matches.every((m) => m.pathKind === 0 && m.method === undefined && m.headers.length === 0));
+  }
+
+  matchesHost(host: string): boolean {
+    if (this.anyHost || this.exactHosts.has(host)) return true;
+    for (const s of this.wildcardSuffixes) {
+      if (host.length > s.length && host.endsWith(s)) return true;
+    }
+    return false;
+  }
+
+  matchesRequest(buf: Buffer, h: HeadInfo, pathStart: number, pathEnd: number, method: string): boolean {
+    if (this.matches.length === 0) return true;
+    for (const m of this.matches) {
+      if (m.method !== undefined && m.method !== method) continue;
+      if (m.pathKind !== 0 && !pathMatches(buf, pathStart, pathEnd, m.path, m.pathKind === 2)) continue;
+      let ok = true;
+      for (const hm of m.headers) {
+        const i = h.find(buf, hm.name);
+        if (hm.kind === 'present') ok = i !== -1;
+        else if (i === -1) ok = false;
+        else if (hm.kind === 'exact') ok = h.value(buf, i) === hm.value;
+        else ok = hm.re!.test(h.value(buf, i));
+        if (!ok) break;
+      }
+      if (ok) return true;
+    }
+    return false;
+  }
+
+  /** A backend by weight (deterministic interleaving, so small tests see exact shares). */
+  pickBackend(): WeightedCluster | null {
+    const b = this.backends;
+    if (b.length <= 1) return b.length === 1 ? b[0] : null;
+    let x = this.rr++ % this.totalWeight;
+    for (const w of b) {
+      if (x < w.weight) return w;
+      x -= w.weight;
+    }
+    return b[b.length - 1];
+  }
+}
+
+/** Gateway API PathPrefix semantics: the prefix matches whole path segments ("/api" matches "/api/x", not "/apix"). */
+function pathMatches(buf: Buffer, s: number, e: number, want: Buffer, exact: boolean): boolean {
+  const n = want.length;
+  if (e - s < n) return false;
+  if (exact && e - s !== n) return false;
+  for (let i = 0; i < n; i++) if (buf[s + i] !== want[i]) return false;
+  if (exact || e - s === n) return true;
+  return want[n - 1] === 0x2f || buf[s + n] === 0x2f;
+}
+
+export class RouteTable {
+  /** The single catch-all route, when the table is just that (the one-line mode): no matching work. */
+  readonly only: CompiledRoute | null;
+  readonly needsHost: boolean;
+
+  constructor(readonly routes: CompiledRoute[]) {
+    this.only = routes.length === 1 && routes[0].catchAll ? routes[0] : null;
+    this.needsHost = routes.some((r) => !r.matchesHost(''));
+  }
+
+  match(buf: Buffer, h: HeadInfo, host: string, pathStart: number, pathEnd: number, method: string): CompiledRoute | null {
+    if (this.only !== null) return this.only;
+    for (const r of this.routes) {
+      if (r.matchesHost(host) && r.matchesRequest(buf, h, pathStart, pathEnd, method)) return r;
+    }
+    return null;
+  }
+}

@@ -1,0 +1,86 @@
+// Opaque TCP forwarding: one upstream connection per client connection, bytes piped both ways with
+// stream back-pressure, half-close propagated, counted in the tcp_* metrics at close.
+
+import * as net from 'node:net';
+import type { Cluster } from '../cluster';
+import type { ListenerRuntime, ProxyContext, TrackedConnection } from '../context';
+import type { TcpStats } from '../metrics/registry';
+
+export class TcpForward implements TrackedConnection {
+  private upstream: net.Socket | null = null;
+  private closed = false;
+  private upCounted = false;
+  private readonly connectStartMs: number;
+  private connected = false;
+
+  constructor(
+    private readonly ctx: ProxyContext,
+    private readonly client: net.Socket,
+    private readonly lr: ListenerRuntime,
+    cluster: Cluster | null,
+    first: Buffer | null,
+  ) {
+    this.connectStartMs = ctx.clock.now();
+    ctx.track(this);
+    client.on('error', () => this.close());
+    client.on('close', () => this.close());
+    const ep = cluster?.picker.pick() ?? null;
+    if (ep === null) {
+      client.destroy();
+      return;
+    }
+    const up = net.connect({ host: ep.host, port: ep.port, noDelay: true, allowHalfOpen: true });
+    this.upstream = up;
+    this.connectTimeoutMs = cluster!.connectTimeoutMs;
+    const t = lr.dstTcp;
+    t.opened++;
+    t.open++;
+    this.upCounted = true;
+    up.on('connect', () => {
+      this.connected = true;
+    });
+    up.on('error', () => this.close());
+    up.on('close', () => this.close());
+    if (first !== null && first.length > 0) up.write(first);
+    client.pipe(up);
+    up.pipe(client);
+    client.resume();
+  }
+
+  private connectTimeoutMs = 0;
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const up = this.upstream;
+    if (up !== null) {
+      up.destroy();
+      if (this.upCounted) {
+        const t = this.lr.dstTcp;
+        t.open--;
+        t.closed++;
+        t.readBytes += up.bytesRead;
+        t.writeBytes += up.bytesWritten;
+      }
+    }
+    this.client.destroy();
+    this.ctx.untrack(this);
+  }
+
+  sweep(now: number): void {
+    if (!this.connected && this.upstream !== null && now - this.connectStartMs > this.connectTimeoutMs) this.close();
+  }
+
+  drain(): void {
+    // Opaque streams have no request boundary: they run until the grace period ends.
+  }
+
+  destroy(): void {
+    this.close();
+  }
+
+  openBytes(add: (s: TcpStats, read: number, written: number) => void): void {
+    if (this.closed) return;
+    if (this.upstream !== null) add(this.lr.dstTcp, this.upstream.bytesRead, this.upstream.bytesWritten);
+  }
+}

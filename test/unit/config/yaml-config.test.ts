@@ -1,0 +1,421 @@
+// Unit tests of the YAML config source: translation into an EngineSnapshot with defaults, and
+// error reports that name the file and the file's own field path.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { DEFAULT_HTTP_SETTINGS, DEFAULT_POOL_SETTINGS, type EngineSnapshot } from '../../../engine/config/snapshot';
+import { validateSnapshot } from '../../../engine/config/validate-snapshot';
+import { ConfigError, loadConfigFile, parseConfigText, parseSocketAddress } from '../../../workers/config/yaml-config';
+
+const FILE = 'mesh.yaml';
+
+const FULL = `
+proxy:
+  zone: zone-a
+  http:
+    maxHeadBytes: 32768
+    headTimeoutMs: 5000
+    keepAliveTimeoutMs: 30000
+    responseTimeoutMs: 2500
+  opaquePorts: [3306, 5432]
+listeners:
+  - name: outbound
+    address: 127.0.0.1:4140
+    direction: outbound
+    protocol: detect
+    routes: [web-routes, api]
+    defaultService: web
+    detectTimeoutMs: 2000
+  - name: inbound
+    address: "[::1]:4143"
+    direction: inbound
+    protocol: http1
+    routes: [web-routes/static]
+  - name: mysql
+    address: 0.0.0.0:3306
+    protocol: opaque
+    defaultService: db
+services:
+  - name: web
+    endpoints:
+      - address: 127.0.0.1:8081
+        zone: zone-a
+        weight: 3
+      - address: web-b.internal:8081
+    connectTimeoutMs: 250
+    pool: { maxIdlePerEndpoint: 16, idleTimeoutMs: 5000 }
+  - name: canary
+    endpoints: []
+  - name: api
+    endpoints:
+      - address: "[fd00::1]:9090"
+  - name: db
+    endpoints:
+      - address: 10.0.0.5:3306
+routes:
+  - name: web-routes
+    hostnames: ["Web:8080", "*.web.local"]
+    timeoutMs: 30000
+    rules:
+      - name: static
+        matches:
+          - path: { type: PathPrefix, value: /static }
+            method: get
+        backendRefs: [{ name: web }]
+        timeoutMs: 1000
+      - matches:
+          - path: { type: Exact, value: /login }
+            headers:
+              - { name: X-Canary, value: "1" }
+              - { name: Cookie, value: "canary=(1|yes)", type: RegularExpression }
+              - { name: x-debug, type: Present }
+        backendRefs:
+          - { name: web, weight: 90 }
+          - { name: canary, weight: 10 }
+  - name: api
+    matches:
+      - path: { value: /api }
+    backendRefs: [{ name: api }]
+`;
+
+const EXPECTED: EngineSnapshot = {
+  version: 'v7',
+  zone: 'zone-a',
+  listeners: [
+    {
+      name: 'outbound',
+      address: { host: '127.0.0.1', port: 4140 },
+      direction: 'outbound',
+      protocol: 'detect',
+      routes: ['web-routes/static', 'web-routes/1', 'api'],
+      defaultService: 'web',
+      detectTimeoutMs: 2000,
+    },
+    {
+      name: 'inbound',
+      address: { host: '::1', port: 4143 },
+      direction: 'inbound',
+      protocol: 'http1',
+      routes: ['web-routes/static'],
+      detectTimeoutMs: 10_000,
+    },
+    {
+      name: 'mysql',
+      address: { host: '0.0.0.0', port: 3306 },
+      direction: 'outbound',
+      protocol: 'opaque',
+      routes: [],
+      defaultService: 'db',
+      detectTimeoutMs: 10_000,
+    },
+  ],
+  services: [
+    {
+      name: 'web',
+      endpoints: [
+        { address: { host: '127.0.0.1', port: 8081 }, zone: 'zone-a', weight: 3 },
+        { address: { host: 'web-b.internal', port: 8081 }, zone: '', weight: 1 },
+      ],
+      pool: { maxIdlePerEndpoint: 16, idleTimeoutMs: 5000 },
+      connectTimeoutMs: 250,
+    },
+    { name: 'canary', endpoints: [], pool: { ...DEFAULT_POOL_SETTINGS }, connectTimeoutMs: 1000 },
+    {
+      name: 'api',
+      endpoints: [{ address: { host: 'fd00::1', port: 9090 }, zone: '', weight: 1 }],
+      pool: { ...DEFAULT_POOL_SETTINGS },
+      connectTimeoutMs: 1000,
+    },
+    {
+      name: 'db',
+      endpoints: [{ address: { host: '10.0.0.5', port: 3306 }, zone: '', weight: 1 }],
+      pool: { ...DEFAULT_POOL_SETTINGS },
+      connectTimeoutMs: 1000,
+    },
+  ],
+  routes: [
+    {
+      name: 'web-routes/static',
+      hostnames: ['web', '*.web.local'],
+      matches: [{ path: { kind: 'prefix', value: '/static' }, headers: [], method: 'GET' }],
+      backends: [{ service: 'web', weight: 1 }],
+      requestTimeoutMs: 1000,
+    },
+    {
+      name: 'web-routes/1',
+      hostnames: ['web', '*.web.local'],
+      matches: [
+        {
+          path: { kind: 'exact', value: '/login' },
+          headers: [
+            { name: 'x-canary', kind: 'exact', value: '1' },
+            { name: 'cookie', kind: 'regex', value: 'canary=(1|yes)' },
+            { name: 'x-debug', kind: 'present', value: '' },
+          ],
+        },
+      ],
+      backends: [
+        { service: 'web', weight: 90 },
+        { service: 'canary', weight: 10 },
+      ],
+      requestTimeoutMs: 30_000,
+    },
+    {
+      name: 'api',
+      hostnames: [],
+      matches: [{ path: { kind: 'prefix', value: '/api' }, headers: [] }],
+      backends: [{ service: 'api', weight: 1 }],
+      requestTimeoutMs: 0,
+    },
+  ],
+  http: { maxHeadBytes: 32768, headTimeoutMs: 5000, keepAliveTimeoutMs: 30_000, responseTimeoutMs: 2500 },
+  opaquePorts: [3306, 5432],
+};
+
+const MINIMAL = `
+listeners:
+  - name: out
+    address: 127.0.0.1:4140
+    routes: [r]
+services:
+  - name: web
+    endpoints: [{ address: 127.0.0.1:8081 }]
+routes:
+  - name: r
+    backendRefs: [{ name: web }]
+`;
+
+/** Parses text that must fail and returns the ConfigError. */
+function configError(text: string): ConfigError {
+  try {
+    parseConfigText(text, FILE, 'v1');
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail('expected the config to be rejected');
+}
+
+/** Asserts that some problem is `FILE: field: <reason matching>` and returns that message line. */
+function assertProblem(err: ConfigError, field: string, reason: RegExp): string {
+  const line = err.message.split('\n').find((l) => l.startsWith(`${FILE}: ${field}: `));
+  assert.ok(line !== undefined, `no problem at ${field} in:\n${err.message}`);
+  assert.match(line.slice(`${FILE}: ${field}: `.length), reason);
+  assert.ok(err.problems.some((p) => p.field === field && reason.test(p.reason)));
+  return line;
+}
+
+test('a full config translates into the expected snapshot', () => {
+  const snapshot = parseConfigText(FULL, FILE, 'v7');
+  assert.deepEqual(snapshot, EXPECTED);
+  assert.deepEqual(validateSnapshot(snapshot), []);
+});
+
+test('a minimal config gets the defaults from snapshot.ts', () => {
+  const s = parseConfigText(MINIMAL, FILE, 'v1');
+  assert.equal(s.zone, '');
+  assert.deepEqual(s.http, DEFAULT_HTTP_SETTINGS);
+  assert.deepEqual(s.opaquePorts, []);
+  assert.deepEqual(s.listeners[0], {
+    name: 'out',
+    address: { host: '127.0.0.1', port: 4140 },
+    direction: 'outbound',
+    protocol: 'detect',
+    routes: ['r'],
+    detectTimeoutMs: 10_000,
+  });
+  assert.equal('defaultService' in s.listeners[0]!, false);
+  assert.deepEqual(s.services[0]!.pool, DEFAULT_POOL_SETTINGS);
+  assert.equal(s.services[0]!.connectTimeoutMs, 1000);
+  assert.deepEqual(s.routes[0], { name: 'r', hostnames: [], matches: [], backends: [{ service: 'web', weight: 1 }], requestTimeoutMs: 0 });
+});
+
+test('the example file is valid', () => {
+  // Compiled to dist/test/unit/config; the example stays in the source tree.
+  const example = resolve(__dirname, '../../../../workers/config/example.yaml');
+  const s = loadConfigFile(example);
+  assert.equal(s.version, 'file-1');
+  assert.ok(s.listeners.length >= 2 && s.routes.length >= 2);
+});
+
+test('unknown fields are reported with the field path and a suggestion', () => {
+  const err = configError(MINIMAL.replace('address: 127.0.0.1:8081', 'adress: 127.0.0.1:8081').replace('  - name: r\n', '  - name: r\n    timeout: 5\n'));
+  assertProblem(err, 'services[0].endpoints[0].adress', /^unknown field "adress" \(did you mean "address"\?\)$/);
+  assertProblem(err, 'routes[0].timeout', /^unknown field "timeout" \(did you mean "timeoutMs"\?\)$/);
+  // The suggestion already explains the missing "address".
+  assert.equal(err.problems.length, 2, err.message);
+  assert.equal(err.file, FILE);
+  assert.equal(err.field, 'services[0].endpoints[0].adress');
+  assert.ok(err.message.startsWith(`${FILE}: services[0].endpoints[0].adress: unknown field "adress"`));
+});
+
+test('an unknown top-level field lists the known ones when nothing is close', () => {
+  const err = configError(`${MINIMAL}\nextras: 1\n`);
+  assertProblem(err, 'extras', /^unknown field "extras"; known fields: proxy, listeners, services, routes$/);
+});
+
+test('wrong types and enum values say what is allowed and what was given', () => {
+  const text = MINIMAL.replace('routes: [r]', 'routes: [r]\n    protocol: tcp\n    detectTimeoutMs: soon\n    direction: [inbound]').replace(
+    '  - name: r\n',
+    '  - name: r\n    hostnames: web\n',
+  );
+  const err = configError(text);
+  assertProblem(err, 'listeners[0].protocol', /^must be one of "detect", "http1", "opaque"; got "tcp"$/);
+  assertProblem(err, 'listeners[0].detectTimeoutMs', /^must be a whole number, got "soon"$/);
+  assertProblem(err, 'listeners[0].direction', /^must be one of "inbound", "outbound"; got a list$/);
+  assertProblem(err, 'routes[0].hostnames', /^must be a list, got "web"$/);
+});
+
+test('numbers out of range and empty values', () => {
+  const err = configError(
+    MINIMAL.replace('listeners:', 'proxy:\n  opaquePorts: [0]\n  http: { headTimeoutMs: -1 }\nlisteners:').replace('{ address: 127.0.0.1:8081 }', '{ address: 127.0.0.1:8081, weight: 1.5 }'),
+  );
+  assertProblem(err, 'proxy.opaquePorts[0]', /^must be >= 1, got 0$/);
+  assertProblem(err, 'proxy.http.headTimeoutMs', /^must be >= 0, got -1$/);
+  assertProblem(err, 'services[0].endpoints[0].weight', /^must be a whole number, got 1.5$/);
+
+  const empty = configError(MINIMAL.replace('address: 127.0.0.1:4140', 'address:'));
+  assertProblem(empty, 'listeners[0].address', /^must be a string, got an empty value$/);
+});
+
+test('missing required fields', () => {
+  const err = configError(MINIMAL.replace('    address: 127.0.0.1:4140\n', '').replace("endpoints: [{ address: 127.0.0.1:8081 }]", 'endpoints: [{ zone: a }]'));
+  assertProblem(err, 'listeners[0].address', /^required field is missing$/);
+  assertProblem(err, 'services[0].endpoints[0].address', /^required field is missing$/);
+
+  const noServices = configError('listeners:\n  - { name: a, address: 127.0.0.1:1 }\n');
+  assertProblem(noServices, 'services', /^required field is missing$/);
+  const noListeners = configError('listeners: []\nservices: []\n');
+  assertProblem(noListeners, 'listeners', /^must have at least one entry$/);
+
+  const header = configError(MINIMAL.replace('backendRefs:', 'matches: [{ headers: [{ name: x-a }] }]\n    backendRefs:'));
+  assertProblem(header, 'routes[0].matches[0].headers[0].value', /^required field is missing \(needed unless type is "Present"\)$/);
+
+  const noBackends = configError(MINIMAL.replace('    backendRefs: [{ name: web }]\n', ''));
+  assertProblem(noBackends, 'routes[0].backendRefs', /^required field is missing \(or give "rules"\)$/);
+});
+
+test('bad addresses name the field and what is wrong', () => {
+  const cases: [string, RegExp][] = [
+    ['127.0.0.1', /has no port/],
+    ['127.0.0.1:99999', /port 99999 is out of range 1-65535/],
+    ['127.0.0.1:http', /has no valid port/],
+    ['::1:80', /IPv6 address needs brackets/],
+    ['[::1]80', /has no port/],
+    ['[10.0.0.1]:80', /is not an IPv6 address/],
+    ['300.1.2.3:80', /is not an IP address or host name/],
+    ['bad host:80', /is not an IP address or host name/],
+    [':80', /has no host/],
+  ];
+  for (const [address, reason] of cases) {
+    const err = configError(MINIMAL.replace('address: 127.0.0.1:8081', `address: "${address}"`));
+    assertProblem(err, 'services[0].endpoints[0].address', reason);
+  }
+  // Listeners may use port 0 (any free port); endpoints may not.
+  assert.equal(parseConfigText(MINIMAL.replace('127.0.0.1:4140', '127.0.0.1:0'), FILE, 'v1').listeners[0]!.address.port, 0);
+  assertProblem(configError(MINIMAL.replace('127.0.0.1:8081', '127.0.0.1:0')), 'services[0].endpoints[0].address', /out of range 1-65535/);
+});
+
+test('parseSocketAddress', () => {
+  assert.deepEqual(parseSocketAddress('127.0.0.1:80'), { host: '127.0.0.1', port: 80 });
+  assert.deepEqual(parseSocketAddress('[::1]:8080'), { host: '::1', port: 8080 });
+  assert.deepEqual(parseSocketAddress('web.svc.cluster.local:65535'), { host: 'web.svc.cluster.local', port: 65535 });
+  assert.deepEqual(parseSocketAddress('0.0.0.0:0', 0), { host: '0.0.0.0', port: 0 });
+  assert.throws(() => parseSocketAddress('0.0.0.0:0'), /out of range 1-65535/);
+  assert.throws(() => parseSocketAddress('host:65536'), /out of range/);
+});
+
+test('dangling references are reported at the file field they came from', () => {
+  const text = FULL.replace('routes: [web-routes, api]', 'routes: [web-routes, nope]')
+    .replace('defaultService: db', 'defaultService: database')
+    .replace('- { name: canary, weight: 10 }', '- { name: canery, weight: 10 }')
+    .replace("backendRefs: [{ name: api }]", 'backendRefs: [{ name: apis }]');
+  const err = configError(text);
+  assertProblem(err, 'listeners[0].routes[1]', /^no route named "nope"$/);
+  assertProblem(err, 'listeners[2].defaultService', /^no service named "database"$/);
+  assertProblem(err, 'routes[0].rules[1].backendRefs[1].name', /^no service named "canery"$/);
+  assertProblem(err, 'routes[1].backendRefs[0].name', /^no service named "apis"$/);
+  assert.equal(err.problems.length, 4, err.message);
+});
+
+test('duplicate names and clashing listeners', () => {
+  const text = FULL.replace('  - name: canary\n', '  - name: web\n')
+    .replace('  - name: api\n    matches:', '  - name: web-routes\n    matches:')
+    .replace('name: inbound', 'name: outbound')
+    .replace('0.0.0.0:3306', '127.0.0.1:4140');
+  const err = configError(text);
+  assertProblem(err, 'services[1].name', /^duplicate service name "web"$/);
+  assertProblem(err, 'routes[1].name', /^duplicate route name "web-routes"$/);
+  assertProblem(err, 'listeners[1].name', /^duplicate listener name "outbound"$/);
+  assertProblem(err, 'listeners[2].address', /^127\.0\.0\.1:4140 overlaps listener "outbound"/);
+
+  // Two rules that expand to the same name are caught on the snapshot and mapped back to the rule.
+  const rules = configError(MINIMAL.replace('    backendRefs: [{ name: web }]\n', '    rules:\n      - { name: a, backendRefs: [{ name: web }] }\n      - { name: a, backendRefs: [{ name: web }] }\n'));
+  assertProblem(rules, 'routes[0].rules[1].name', /^duplicate route name "r\/a"$/);
+});
+
+test('route shape problems: rules with direct matches, zero weights, bad regex, opaque without a service', () => {
+  const both = configError(MINIMAL.replace('    backendRefs: [{ name: web }]\n', '    matches: [{ method: GET }]\n    rules: [{ backendRefs: [{ name: web }] }]\n'));
+  assertProblem(both, 'routes[0].matches', /not both/);
+
+  const zero = configError(MINIMAL.replace('{ name: web }', '{ name: web, weight: 0 }'));
+  assertProblem(zero, 'routes[0].backendRefs', /every backend has weight 0/);
+
+  const regex = configError(MINIMAL.replace('backendRefs:', 'matches: [{ headers: [{ name: x-a, type: RegularExpression, value: "a(b" }] }]\n    backendRefs:'));
+  assertProblem(regex, 'routes[0].matches[0].headers[0].value', /^Invalid regular expression/);
+
+  const opaque = configError(MINIMAL.replace('routes: [r]', 'routes: [r]\n    protocol: opaque'));
+  assertProblem(opaque, 'listeners[0].defaultService', /opaque listener needs a defaultService/);
+
+  const timeout = configError(MINIMAL.replace('  - name: r\n', '  - name: r\n    timeoutMs: -1\n'));
+  assertProblem(timeout, 'routes[0].timeoutMs', /^must be >= 0, got -1$/);
+});
+
+test('YAML syntax errors report file:line:col', () => {
+  const err = configError('listeners:\n  - name: a\n    address: [127.0.0.1\nservices: []\n');
+  assert.equal(err.file, FILE);
+  assert.equal(err.field, '');
+  assert.ok(err.line !== undefined && err.line >= 3, `line ${String(err.line)}`);
+  assert.match(err.message, new RegExp(`^${FILE}:${String(err.line)}:${String(err.col)}: `));
+
+  const dup = configError('listeners: []\nservices: []\nlisteners: []\n');
+  assert.equal(dup.line, 3);
+  assert.equal(dup.col, 1);
+  assert.match(dup.message, /^mesh\.yaml:3:1: .*unique/);
+
+  const tab = configError('listeners:\n\t- name: a\n');
+  assert.equal(tab.line, 2);
+});
+
+test('an empty file or a non-mapping document is rejected', () => {
+  assert.match(configError('').message, /^mesh\.yaml: the file is empty/);
+  assert.match(configError('# only a comment\n').message, /^mesh\.yaml: the file is empty/);
+  assert.match(configError('- a\n- b\n').message, /^mesh\.yaml: must be a mapping \(key: value\), got a list$/);
+});
+
+test('loadConfigFile reads a file and names it in errors', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bowline-yaml-'));
+  try {
+    const good = join(dir, 'good.yaml');
+    writeFileSync(good, MINIMAL);
+    assert.equal(loadConfigFile(good, 'x-3').version, 'x-3');
+
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, MINIMAL.replace('name: web', 'name: wbe'));
+    assert.throws(
+      () => loadConfigFile(bad),
+      (err: unknown) => err instanceof ConfigError && err.file === bad && err.message === `${bad}: routes[0].backendRefs[0].name: no service named "web"`,
+    );
+
+    const missing = join(dir, 'missing.yaml');
+    assert.throws(
+      () => loadConfigFile(missing),
+      (err: unknown) => err instanceof ConfigError && err.field === '' && /^.*missing\.yaml: cannot read the file: ENOENT/.test(err.message),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
