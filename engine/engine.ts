@@ -4,7 +4,6 @@
 // came from: the worker layer hands it sockets and snapshots.
 
 import type * as net from 'node:net';
-import { performance } from 'node:perf_hooks';
 import { createRoundRobinPicker } from './balance/picker';
 import { type Clock, systemClock } from './clock';
 import { Cluster } from './cluster';

@@ -5,4 +5,4 @@ export { systemClock } from './clock';
 export * from './config/snapshot';
 export { ErrorCode, errorInfo } from './errors';
 export type { WorkerMetricsSnapshot, HttpSnapshot, TcpSnapshot, ResponseSnapshot } from './metrics/registry';
-export { LATENCY_BUCKETS_MS } from './metrics/latency';
+export { LATENCY_BUCKETS_MS } from './metrics/buckets';

@@ -7,7 +7,7 @@ import type * as net from 'node:net';
 import type { Cluster } from '../cluster';
 import type { ListenerRuntime, ProxyContext, TrackedConnection } from '../context';
 import { ErrorCode, errorInfo, localReply } from '../errors';
-import type { HttpStats, ResponseStats, TcpStats } from '../metrics/registry';
+import type { HttpStats, ResponseStats } from '../metrics/registry';
 import type { Endpoint } from '../pool/endpoint';
 import type { CompiledRoute } from '../router/route-table';
 import { ChunkedScanner } from './chunked-scanner';
@@ -240,7 +240,7 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
   private dispatch(endpoint: Endpoint<Http1Upstream>, buf: Buffer, now: number): void {
     const h = this.h;
     let up = endpoint.takeIdle();
-    if (up === null) up = new Http1Upstream(endpoint, this.lr.dstTcp, this.lr.http.maxHeadBytes, now);
+    if (up === null) up = new Http1Upstream(this.ctx, endpoint, this.lr.dstTcp, this.lr.http.maxHeadBytes, now);
     this.up = up;
     endpoint.inFlight++;
     up.begin(this, h.method === Method.Head, h.method === Method.Connect, this.upgrade);
@@ -485,7 +485,7 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
   private dispatchReplay(): void {
     const endpoint = this.endpoint!;
     const now = this.ctx.clock.now();
-    const up = new Http1Upstream(endpoint, this.lr.dstTcp, this.lr.http.maxHeadBytes, now);
+    const up = new Http1Upstream(this.ctx, endpoint, this.lr.dstTcp, this.lr.http.maxHeadBytes, now);
     this.up = up;
     endpoint.inFlight++;
     up.begin(this, this.h.method === Method.Head, false, this.upgrade);
@@ -686,8 +686,8 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     this.abort('shutdown');
   }
 
-  openBytes(add: (s: TcpStats, read: number, written: number) => void): void {
-    this.up?.openBytes(add);
+  openBytes(): void {
+    // Client bytes are counted by the engine, upstream bytes by the upstream connection.
   }
 }
 

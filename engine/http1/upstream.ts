@@ -6,6 +6,7 @@ import * as net from 'node:net';
 import { ErrorCode } from '../errors';
 import type { Endpoint, Poolable } from '../pool/endpoint';
 import type { TcpStats } from '../metrics/registry';
+import type { ProxyContext, TrackedConnection } from '../context';
 import { ChunkedScanner } from './chunked-scanner';
 import { BodyKind, ConnFlag, HeadInfo, NEED_MORE, parseHead, PARSE_ERROR } from './head-parser';
 
@@ -34,7 +35,7 @@ const enum Phase {
   Closed,
 }
 
-export class Http1Upstream implements Poolable {
+export class Http1Upstream implements Poolable, TrackedConnection {
   readonly socket: net.Socket;
   owner: ExchangeOwner | null = null;
   idleSinceMs = 0;
@@ -59,6 +60,7 @@ export class Http1Upstream implements Poolable {
   private closedCounted = false;
 
   constructor(
+    private readonly ctx: ProxyContext,
     readonly endpoint: Endpoint<Http1Upstream>,
     private readonly tcp: TcpStats,
     private readonly maxHeadBytes: number,
@@ -66,6 +68,7 @@ export class Http1Upstream implements Poolable {
   ) {
     this.connectStartMs = nowMs;
     endpoint.open++;
+    ctx.track(this);
     tcp.opened++;
     tcp.open++;
     const s = net.connect({ host: endpoint.host, port: endpoint.port, noDelay: true });
@@ -295,6 +298,7 @@ export class Http1Upstream implements Poolable {
       t.readBytes += this.socket.bytesRead;
       t.writeBytes += this.socket.bytesWritten;
       if (isError) t.closeErrors.set('error', (t.closeErrors.get('error') ?? 0) + 1);
+      this.ctx.untrack(this);
     }
     const phase = this.phase;
     this.phase = Phase.Closed;
@@ -311,6 +315,18 @@ export class Http1Upstream implements Poolable {
     }
     const code = this.connecting ? ErrorCode.UpstreamConnectFailed : ErrorCode.UpstreamReset;
     owner.onUpstreamError(code, phase === Phase.Body);
+  }
+
+  sweep(): void {
+    // Timeouts of an exchange are the downstream's; idle timeouts are the pool's.
+  }
+
+  drain(): void {
+    // Idle pooled connections are closed by the engine when the drain ends.
+  }
+
+  destroy(): void {
+    this.close();
   }
 
   /** Bytes so far, for metrics of open connections. */

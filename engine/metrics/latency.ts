@@ -1,25 +1,17 @@
 // Latency recording with hdr-histogram-js, exported as Prometheus buckets in Linkerd's layout
 // (response_latency_ms). Values are recorded in microseconds so that the sum keeps sub-ms precision.
 
-import * as hdr from 'hdr-histogram-js';
+// The package index also compiles a WebAssembly build at load time (about 14 MB of RSS per thread),
+// so only the plain Int32 implementation is loaded.
+import Int32Histogram from 'hdr-histogram-js/dist/Int32Histogram';
+import { LATENCY_BUCKETS_MS } from './buckets';
 
-/** Linkerd's response_latency_ms bucket bounds, in milliseconds. */
-export const LATENCY_BUCKETS_MS: readonly number[] = [
-  1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500, 1000, 2000, 3000, 4000, 5000, 10000, 20000, 30000,
-  40000, 50000,
-];
+export { LATENCY_BUCKETS_MS };
 
 const HIGHEST_US = 3_600_000_000; // one hour
 
 export class LatencyHistogram {
-  private readonly h = hdr.build({
-    bitBucketSize: 32,
-    numberOfSignificantValueDigits: 2,
-    lowestDiscernibleValue: 1,
-    highestTrackableValue: HIGHEST_US,
-    autoResize: false,
-    useWebAssembly: false,
-  });
+  private readonly h = new Int32Histogram(1, HIGHEST_US, 2);
   sumUs = 0;
   count = 0;
 
@@ -36,7 +28,7 @@ export class LatencyHistogram {
   bucketCounts(): number[] {
     const out = new Array<number>(LATENCY_BUCKETS_MS.length + 1).fill(0);
     if (this.count === 0) return out;
-    const h = this.h as unknown as hdr.JsHistogram;
+    const h = this.h;
     const it = h.recordedValuesIterator;
     it.reset();
     while (it.hasNext()) {

@@ -4,7 +4,7 @@
 // fields, never the snapshot's. Runs on the main thread; loadConfigFile reads synchronously.
 
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
+import { parseSocketAddress } from './socket-address';
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { LineCounter, parseDocument } from 'yaml';
 import {
@@ -51,14 +51,15 @@ export class ConfigError extends Error {
   readonly problems: readonly ConfigProblem[];
 
   constructor(file: string, problems: readonly ConfigProblem[]) {
-    const first = problems[0] ?? { field: '', reason: 'invalid config' };
-    super(formatProblems(file, problems.length > 0 ? problems : [first]));
+    const all = problems.length > 0 ? problems : [{ field: '', reason: 'invalid config' }];
+    super(formatProblems(file, all));
+    const first = all[0]!;
     this.file = file;
     this.field = first.field;
     this.reason = first.reason;
     this.line = first.line;
     this.col = first.col;
-    this.problems = problems.length > 0 ? problems : [first];
+    this.problems = all;
   }
 }
 
@@ -466,36 +467,5 @@ function toFilePath(path: readonly PathSegment[], origins: Origins): PathSegment
 // ---------------------------------------------------------------------------------------------
 // Addresses
 
-const HOST_NAME = /^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*$/;
 
-/**
- * Parses "HOST:PORT" or "[IPV6]:PORT" into { host, port } (IPv6 hosts without brackets).
- * Throws an Error whose message says what is wrong. `minPort` is 0 for listeners (any free port).
- */
-export function parseSocketAddress(text: string, minPort = 1): SocketAddress {
-  const example = 'expected HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080';
-  let host: string;
-  let portText: string;
-  if (text.startsWith('[')) {
-    const close = text.indexOf(']');
-    if (close < 0) throw new Error(`"${text}" has no closing "]"; ${example}`);
-    host = text.slice(1, close);
-    if (isIP(host) !== 6) throw new Error(`"${host}" in brackets is not an IPv6 address`);
-    if (text[close + 1] !== ':') throw new Error(`"${text}" has no port; ${example}`);
-    portText = text.slice(close + 2);
-  } else {
-    const colon = text.lastIndexOf(':');
-    if (colon < 0) throw new Error(`"${text}" has no port; ${example}`);
-    host = text.slice(0, colon);
-    portText = text.slice(colon + 1);
-    if (host.includes(':')) throw new Error(`"${text}": an IPv6 address needs brackets, e.g. [::1]:8080`);
-    if (host === '') throw new Error(`"${text}" has no host; ${example}`);
-    if (/^[\d.]+$/.test(host) ? isIP(host) !== 4 : !HOST_NAME.test(host)) {
-      throw new Error(`"${host}" is not an IP address or host name`);
-    }
-  }
-  if (!/^\d{1,5}$/.test(portText)) throw new Error(`"${text}" has no valid port; ${example}`);
-  const port = Number(portText);
-  if (port < minPort || port > 65535) throw new Error(`port ${port} is out of range ${minPort}-65535`);
-  return { host, port };
-}
+export { parseSocketAddress };

@@ -1,0 +1,41 @@
+// The snapshot of the one-line mode: `bowline proxy --listen HOST:PORT --to HOST:PORT [...]`:
+// one HTTP-detecting listener whose every request (and any opaque stream) goes to one service.
+
+import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_DETECT_TIMEOUT_MS, DEFAULT_HTTP_SETTINGS, DEFAULT_POOL_SETTINGS, type EngineSnapshot, type SocketAddress } from '../../engine/config/snapshot';
+
+export interface OneLineOptions {
+  listen: SocketAddress;
+  /** Upstream endpoints, each with an optional zone. */
+  to: { address: SocketAddress; zone: string }[];
+  zone?: string;
+  version?: string;
+}
+
+export function oneLineSnapshot(o: OneLineOptions): EngineSnapshot {
+  return {
+    version: o.version ?? 'cli-1',
+    zone: o.zone ?? '',
+    opaquePorts: [],
+    http: { ...DEFAULT_HTTP_SETTINGS },
+    listeners: [
+      {
+        name: 'proxy',
+        address: o.listen,
+        direction: 'outbound',
+        protocol: 'detect',
+        routes: ['default'],
+        defaultService: 'upstream',
+        detectTimeoutMs: DEFAULT_DETECT_TIMEOUT_MS,
+      },
+    ],
+    services: [
+      {
+        name: 'upstream',
+        endpoints: o.to.map((t) => ({ address: t.address, zone: t.zone, weight: 1 })),
+        pool: { ...DEFAULT_POOL_SETTINGS },
+        connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
+      },
+    ],
+    routes: [{ name: 'default', hostnames: [], matches: [], backends: [{ service: 'upstream', weight: 1 }], requestTimeoutMs: 0 }],
+  };
+}

@@ -1,0 +1,173 @@
+// Runs one Engine and its accepting servers: on a worker thread (engine-worker.ts), or on the main
+// thread when there is a single worker. With several workers it keeps connections spread evenly by
+// pausing its accepts while it holds more than its share: the kernel alone wakes the waiters of one
+// shared socket very unevenly (splits like 7/44 and 0/51 were measured).
+
+import * as net from 'node:net';
+import { Engine, type EngineSnapshot, type WorkerMetricsSnapshot } from '../engine';
+import type { ListenerFd } from './messages';
+import type { NativeSocket } from './native-socket';
+
+export interface EngineHostOptions {
+  index: number;
+  /** Shared per-worker open connection counts and liveness; absent for a single worker. */
+  counts?: Int32Array;
+  alive?: Int32Array;
+  native: NativeSocket | null;
+  log: (level: 'info' | 'warn' | 'error', msg: string) => void;
+}
+
+interface Accepting {
+  name: string;
+  host: string;
+  port: number;
+  /** The supervisor's descriptor (we accept on a dup of it), or -1 to bind host:port ourselves. */
+  fd: number;
+  server: net.Server | null;
+}
+
+export class EngineHost {
+  readonly engine: Engine;
+  private readonly accepting = new Map<string, Accepting>();
+  private paused = false;
+  private resumeTimer: NodeJS.Timeout | null = null;
+  private draining = false;
+
+  constructor(private readonly o: EngineHostOptions) {
+    this.engine = new Engine({
+      workerId: o.index,
+      onClientCountChange: o.counts === undefined ? undefined : (open) => this.onCount(open),
+    });
+  }
+
+  /** Applies a snapshot and starts/stops accepting on its listeners. Throws when it cannot be applied. */
+  apply(snapshot: EngineSnapshot, listeners: ListenerFd[]): void {
+    this.engine.apply(snapshot);
+    const want = new Map(listeners.map((l) => [l.name, l]));
+    for (const [name, a] of this.accepting) {
+      const l = want.get(name);
+      if (l === undefined || l.fd !== a.fd || (a.fd < 0 && (l.host !== a.host || l.port !== a.port))) {
+        this.stopServer(a);
+        this.accepting.delete(name);
+      }
+    }
+    for (const l of listeners) {
+      if (this.accepting.has(l.name)) continue;
+      const a: Accepting = { name: l.name, host: l.host, port: l.port, fd: l.fd, server: null };
+      this.accepting.set(l.name, a);
+      if (!this.paused && !this.draining) this.startServer(a);
+    }
+  }
+
+  /** Resolves once every accepting server is bound (only needed when binding host:port here). */
+  async listening(): Promise<void> {
+    await Promise.all(
+      [...this.accepting.values()].map(
+        (a) =>
+          new Promise<void>((resolve, reject) => {
+            const s = a.server;
+            if (s === null || s.listening) return resolve();
+            s.once('listening', () => resolve());
+            s.once('error', reject);
+          }),
+      ),
+    );
+  }
+
+  /** The bound port of a listener (resolves port 0 when this host bound it). */
+  boundPort(name: string): number | undefined {
+    const a = this.accepting.get(name);
+    const addr = a?.server?.address();
+    return addr !== null && typeof addr === 'object' ? addr.port : a?.port;
+  }
+
+  metrics(): WorkerMetricsSnapshot {
+    return this.engine.metricsSnapshot();
+  }
+
+  async drain(graceMs: number): Promise<void> {
+    this.draining = true;
+    for (const a of this.accepting.values()) this.stopServer(a);
+    await this.engine.drain(graceMs);
+  }
+
+  private startServer(a: Accepting): void {
+    if (a.server !== null) return;
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true });
+    server.on('connection', (s: net.Socket) => this.engine.handleConnection(a.name, s));
+    server.on('error', (e) => this.o.log('error', `listener ${a.name}: ${e.message}`));
+    if (a.fd < 0) server.listen({ host: a.host, port: a.port, backlog: 4096 });
+    else server.listen({ fd: this.o.native !== null ? this.o.native.dupFd(a.fd) : a.fd });
+    a.server = server;
+  }
+
+  private stopServer(a: Accepting): void {
+    const s = a.server;
+    if (s === null) return;
+    a.server = null;
+    // Closing our duplicate stops our accepts only; the socket stays open for the other workers.
+    s.close();
+  }
+
+  // ---------------------------------------------------------------- accept balancing
+
+  private onCount(open: number): void {
+    Atomics.store(this.o.counts!, this.o.index, open);
+    if (this.paused) this.maybeResume();
+    else if (open > 0) this.maybePause();
+  }
+
+  /** Allowed lead over the least-loaded live worker before this one stops accepting. */
+  private slack(): number {
+    const { counts, alive } = this.o;
+    let total = 0;
+    for (let i = 0; i < counts!.length; i++) if (Atomics.load(alive!, i) === 1) total += Atomics.load(counts!, i);
+    return 2 + (total >> 4);
+  }
+
+  private leastOther(): number {
+    const { counts, alive, index } = this.o;
+    let min = Infinity;
+    for (let i = 0; i < counts!.length; i++) {
+      if (i === index || Atomics.load(alive!, i) !== 1) continue;
+      const c = Atomics.load(counts!, i);
+      if (c < min) min = c;
+    }
+    return min;
+  }
+
+  private maybePause(): void {
+    if (this.o.native === null || this.draining) return;
+    const other = this.leastOther();
+    if (other === Infinity) return;
+    if (Atomics.load(this.o.counts!, this.o.index) > other + this.slack()) {
+      this.paused = true;
+      for (const a of this.accepting.values()) this.stopServer(a);
+      this.scheduleResumeCheck();
+    }
+  }
+
+  private maybeResume(): void {
+    if (this.draining) return;
+    const other = this.leastOther();
+    if (other === Infinity || Atomics.load(this.o.counts!, this.o.index) <= other + this.slack()) {
+      this.paused = false;
+      if (this.resumeTimer !== null) {
+        clearTimeout(this.resumeTimer);
+        this.resumeTimer = null;
+      }
+      for (const a of this.accepting.values()) this.startServer(a);
+    } else {
+      this.scheduleResumeCheck();
+    }
+  }
+
+  /** While paused, others' counts change without telling us: look again shortly. */
+  private scheduleResumeCheck(): void {
+    if (this.resumeTimer !== null) return;
+    this.resumeTimer = setTimeout(() => {
+      this.resumeTimer = null;
+      if (this.paused) this.maybeResume();
+    }, 5);
+  }
+}

@@ -1,0 +1,155 @@
+// Merges the workers' metric snapshots and renders them in the Prometheus text format, with Linkerd's
+// metric names and labels where the concept is the same, so that existing dashboards work.
+
+import type { WorkerMetricsSnapshot } from '../engine';
+// Deep import: the supervisor must not load the engine (and its dependencies) just for the bounds.
+import { LATENCY_BUCKETS_MS } from '../engine/metrics/buckets';
+
+export interface ProcessInfo {
+  configVersion: string;
+  reloads: { applied: number; rejected: number };
+  workerRestarts: number;
+  startTimeSeconds: number;
+}
+
+function esc(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+function labelStr(labels: Record<string, string | number>): string {
+  const parts: string[] = [];
+  for (const k of Object.keys(labels)) parts.push(`${k}="${esc(String(labels[k]))}"`);
+  return parts.join(',');
+}
+
+interface MergedResponse {
+  labels: string;
+  success: number;
+  failure: number;
+  buckets: number[];
+  sumMs: number;
+  count: number;
+  errors: Map<string, number>;
+}
+
+export function renderMetrics(workers: WorkerMetricsSnapshot[], info: ProcessInfo): string {
+  const req = new Map<string, number>();
+  const inflight = new Map<string, number>();
+  const resp = new Map<string, MergedResponse>();
+  const tcp = new Map<string, { opened: number; closed: number; open: number; read: number; write: number; errors: Map<string, number> }>();
+  const protocolErrors = new Map<string, number>();
+  const add = (m: Map<string, number>, k: string, v: number): void => {
+    m.set(k, (m.get(k) ?? 0) + v);
+  };
+
+  for (const w of workers) {
+    for (const h of w.http) {
+      const base = labelStr({ ...h.labels });
+      add(req, base, h.requests);
+      add(inflight, base, h.inFlight);
+      for (const r of h.responses) {
+        const key = `${base},status_code="${r.status}"`;
+        let m = resp.get(key);
+        if (m === undefined) {
+          m = { labels: key, success: 0, failure: 0, buckets: new Array<number>(r.buckets.length).fill(0), sumMs: 0, count: 0, errors: new Map() };
+          resp.set(key, m);
+        }
+        m.success += r.success;
+        m.failure += r.failure;
+        m.sumMs += r.sumMs;
+        m.count += r.count;
+        for (let i = 0; i < r.buckets.length; i++) m.buckets[i] += r.buckets[i];
+        for (const [e, n] of Object.entries(r.errors)) add(m.errors, e, n);
+      }
+    }
+    for (const t of w.tcp) {
+      const key = labelStr({ ...t.labels });
+      let m = tcp.get(key);
+      if (m === undefined) tcp.set(key, (m = { opened: 0, closed: 0, open: 0, read: 0, write: 0, errors: new Map() }));
+      m.opened += t.opened;
+      m.closed += t.closed;
+      m.open += t.open;
+      m.read += t.readBytes;
+      m.write += t.writeBytes;
+      for (const [e, n] of Object.entries(t.closeErrors)) add(m.errors, e, n);
+    }
+    for (const [e, n] of Object.entries(w.protocolErrors)) add(protocolErrors, e, n);
+  }
+
+  const out: string[] = [];
+  const family = (name: string, type: string, help: string): void => {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+  };
+
+  family('request_total', 'counter', 'Total count of HTTP requests.');
+  for (const [k, v] of req) out.push(`request_total{${k}} ${v}`);
+
+  family('response_total', 'counter', 'Total count of HTTP responses, by status and classification.');
+  for (const m of resp.values()) {
+    if (m.success > 0) out.push(`response_total{${m.labels},classification="success"} ${m.success}`);
+    if (m.failure > 0) out.push(`response_total{${m.labels},classification="failure"} ${m.failure}`);
+  }
+
+  family('response_latency_ms', 'histogram', 'Elapsed time between a request being sent and its response head arriving.');
+  for (const m of resp.values()) {
+    let cum = 0;
+    for (let i = 0; i < LATENCY_BUCKETS_MS.length; i++) {
+      cum += m.buckets[i];
+      out.push(`response_latency_ms_bucket{${m.labels},le="${LATENCY_BUCKETS_MS[i]}"} ${cum}`);
+    }
+    cum += m.buckets[LATENCY_BUCKETS_MS.length];
+    out.push(`response_latency_ms_bucket{${m.labels},le="+Inf"} ${cum}`);
+    out.push(`response_latency_ms_sum{${m.labels}} ${round(m.sumMs)}`);
+    out.push(`response_latency_ms_count{${m.labels}} ${m.count}`);
+  }
+
+  family('response_errors_total', 'counter', 'Failed responses by the proxy error that caused them.');
+  for (const m of resp.values()) for (const [e, n] of m.errors) out.push(`response_errors_total{${m.labels},error="${esc(e)}"} ${n}`);
+
+  family('inflight_requests', 'gauge', 'HTTP requests in flight (saturation).');
+  for (const [k, v] of inflight) out.push(`inflight_requests{${k}} ${v}`);
+
+  family('tcp_open_total', 'counter', 'Total count of opened connections.');
+  for (const [k, m] of tcp) out.push(`tcp_open_total{${k}} ${m.opened}`);
+  family('tcp_close_total', 'counter', 'Total count of closed connections.');
+  for (const [k, m] of tcp) {
+    const errs = [...m.errors.values()].reduce((a, b) => a + b, 0);
+    out.push(`tcp_close_total{${k},errno=""} ${m.closed - errs}`);
+    for (const [e, n] of m.errors) out.push(`tcp_close_total{${k},errno="${esc(e)}"} ${n}`);
+  }
+  family('tcp_open_connections', 'gauge', 'Number of currently open connections.');
+  for (const [k, m] of tcp) out.push(`tcp_open_connections{${k}} ${m.open}`);
+  family('tcp_read_bytes_total', 'counter', 'Total count of bytes read from peers.');
+  for (const [k, m] of tcp) out.push(`tcp_read_bytes_total{${k}} ${m.read}`);
+  family('tcp_write_bytes_total', 'counter', 'Total count of bytes written to peers.');
+  for (const [k, m] of tcp) out.push(`tcp_write_bytes_total{${k}} ${m.write}`);
+
+  family('http_protocol_errors_total', 'counter', 'Requests refused before routing (malformed, too large, slow), by error.');
+  for (const [e, n] of protocolErrors) out.push(`http_protocol_errors_total{error="${esc(e)}"} ${n}`);
+
+  family('worker_event_loop_utilization', 'gauge', "Share of time each worker's event loop was busy since the last scrape (saturation).");
+  for (const w of workers) out.push(`worker_event_loop_utilization{worker="${w.worker}"} ${round(w.eventLoopUtilization)}`);
+  family('worker_open_connections', 'gauge', 'Open client connections per worker (accept balancing).');
+  for (const w of workers) out.push(`worker_open_connections{worker="${w.worker}"} ${w.openConnections}`);
+  family('worker_restarts_total', 'counter', 'Workers restarted after a crash.');
+  out.push(`worker_restarts_total ${info.workerRestarts}`);
+  family('workers_running', 'gauge', 'Workers that answered this scrape.');
+  out.push(`workers_running ${workers.length}`);
+
+  family('config_reload_total', 'counter', 'Config reloads by result.');
+  out.push(`config_reload_total{result="applied"} ${info.reloads.applied}`);
+  out.push(`config_reload_total{result="rejected"} ${info.reloads.rejected}`);
+  family('config_info', 'gauge', 'The config version in force.');
+  out.push(`config_info{version="${esc(info.configVersion)}"} 1`);
+
+  const mem = process.memoryUsage();
+  family('process_resident_memory_bytes', 'gauge', 'Resident memory size in bytes.');
+  out.push(`process_resident_memory_bytes ${mem.rss}`);
+  family('process_start_time_seconds', 'gauge', 'Start time of the process since unix epoch in seconds.');
+  out.push(`process_start_time_seconds ${info.startTimeSeconds}`);
+  return out.join('\n') + '\n';
+}
+
+function round(x: number): number {
+  return Math.round(x * 1e6) / 1e6;
+}

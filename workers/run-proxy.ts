@@ -1,0 +1,116 @@
+// `bowline proxy`: the supervisor, the admin server and the config source wired together, with
+// signal handling (SIGTERM/SIGINT drain gracefully; a second signal exits at once).
+
+import { isIP } from 'node:net';
+import type { EngineSnapshot, SocketAddress } from '../engine';
+import { startAdminServer } from './admin-server';
+import type { ConfigWatcher } from './config/config-watcher';
+import { renderMetrics } from './metrics-render';
+import { Supervisor } from './supervisor';
+
+export interface ProxyRunOptions {
+  /** A YAML config file, watched for changes; or `snapshot` for the one-line mode. */
+  configFile?: string;
+  snapshot?: EngineSnapshot;
+  workers: number;
+  admin: SocketAddress;
+  drainGraceMs: number;
+  testHooks?: boolean;
+}
+
+export interface RunningProxy {
+  supervisor: Supervisor;
+  adminPort: number;
+  stop(): Promise<void>;
+}
+
+export function log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}): void {
+  process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), level, msg, ...fields }) + '\n');
+}
+
+/** Listener hosts must be IP literals for the native helper; "localhost" is taken as 127.0.0.1. */
+function normaliseListenHosts(s: EngineSnapshot): EngineSnapshot {
+  return {
+    ...s,
+    listeners: s.listeners.map((l) => {
+      const host = l.address.host === 'localhost' ? '127.0.0.1' : l.address.host;
+      if (isIP(host) === 0) throw new Error(`listener "${l.name}": address host "${l.address.host}" must be an IP address`);
+      return { ...l, address: { host, port: l.address.port } };
+    }),
+  };
+}
+
+export async function runProxy(o: ProxyRunOptions): Promise<RunningProxy> {
+  const started = Date.now() / 1000;
+  const reloads = { applied: 0, rejected: 0 };
+  const supervisor = new Supervisor({ workers: o.workers, drainGraceMs: o.drainGraceMs, log, testHooks: o.testHooks });
+  let watcher: ConfigWatcher | null = null;
+  let initial: EngineSnapshot;
+  if (o.configFile !== undefined) {
+    // Loaded only here: YAML and JSON Schema cost memory the one-line mode does not need.
+    const { ConfigWatcher } = await import('./config/config-watcher');
+    watcher = new ConfigWatcher(o.configFile);
+    let first: EngineSnapshot | undefined;
+    let firstError: Error | undefined;
+    watcher.once('snapshot', (s) => (first = s));
+    watcher.once('invalid', (e) => (firstError = e));
+    watcher.start();
+    if (first === undefined) {
+      watcher.stop();
+      throw firstError ?? new Error(`${o.configFile}: no config`);
+    }
+    initial = first;
+  } else {
+    initial = o.snapshot!;
+  }
+  await supervisor.start(normaliseListenHosts(initial));
+
+  // Reloads are applied one at a time, in order; a bad file never replaces the config in force.
+  let chain = Promise.resolve();
+  watcher?.on('snapshot', (s) => {
+    chain = chain.then(async () => {
+      try {
+        await supervisor.apply(normaliseListenHosts(s));
+        reloads.applied++;
+        log('info', 'config reloaded', { version: s.version });
+      } catch (e) {
+        reloads.rejected++;
+        log('error', 'config reload failed; the previous config stays in force', { error: (e as Error).message });
+      }
+    });
+  });
+  watcher?.on('invalid', (e) => {
+    reloads.rejected++;
+    log('error', 'config file rejected; the previous config stays in force', { error: e.message });
+  });
+
+  const admin = await startAdminServer(o.admin.host, o.admin.port, {
+    metrics: async () => {
+      const ws = await supervisor.collectMetrics();
+      const restarts = supervisor.workerStatus().reduce((a, w) => a + w.restarts, 0);
+      return renderMetrics(ws, { configVersion: supervisor.currentSnapshot?.version ?? '', reloads, workerRestarts: restarts, startTimeSeconds: started });
+    },
+    ready: () => supervisor.ready,
+    configDump: () => ({ version: supervisor.currentSnapshot?.version, workers: supervisor.workerStatus(), snapshot: supervisor.currentSnapshot }),
+    crashWorker: o.testHooks ? (i) => supervisor.crashWorker(i) : undefined,
+  });
+
+  for (const l of supervisor.currentSnapshot!.listeners) {
+    const a = supervisor.listenerAddress(l.name)!;
+    process.stdout.write(`bowline: listener ${l.name} (${l.direction}) on ${a.host}:${a.port}\n`);
+  }
+  process.stdout.write(`bowline: admin on ${o.admin.host}:${admin.port} (/metrics /ready /live /config_dump); ${supervisor.workerCount} worker(s)\n`);
+
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    if (stopping === null) {
+      stopping = (async () => {
+        watcher?.stop();
+        await supervisor.shutdown();
+        admin.close();
+      })();
+    }
+    return stopping;
+  };
+  return { supervisor, adminPort: admin.port, stop };
+}
