@@ -244,13 +244,21 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     this.up = up;
     endpoint.inFlight++;
     up.begin(this, h.method === Method.Head, h.method === Method.Connect, this.upgrade);
-    let ok: boolean;
-    if (this.upgrade) ok = writeHead(up.socket, buf, h, CONNECTION_UPGRADE, h.upgradeField);
-    else ok = writeHead(up.socket, buf, h, null);
-    if (!ok) {
+    if (!this.writeRequestHead(up, buf)) {
       this.waitingUpstreamDrain = true;
       if (!this.reqDone) this.pause();
     }
+  }
+
+  /**
+   * The request head as the upstream gets it: hop-by-hop fields dropped; an upgrade keeps its Upgrade
+   * field and gets `connection: upgrade`; an HTTP/1.0 request asks for keep-alive so that the pooled
+   * connection survives (the upstream then frames the response by length, which 1.0 clients read).
+   */
+  private writeRequestHead(up: Http1Upstream, buf: Buffer): boolean {
+    const h = this.h;
+    if (this.upgrade) return writeHead(up.socket, buf, h, CONNECTION_UPGRADE, h.upgradeField);
+    return writeHead(up.socket, buf, h, h.versionMinor === 0 ? CONNECTION_KEEP_ALIVE : null);
   }
 
   private forwardRequestBody(buf: Buffer, start: number): void {
@@ -490,7 +498,7 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     endpoint.inFlight++;
     up.begin(this, this.h.method === Method.Head, false, this.upgrade);
     // The request head is still in place: h and its buffer are untouched until the exchange ends.
-    writeHead(up.socket, this.headBuf!, this.h, this.upgrade ? CONNECTION_UPGRADE : null, this.upgrade ? this.h.upgradeField : -1);
+    this.writeRequestHead(up, this.headBuf!);
   }
 
   onTunnelData(chunk: Buffer): boolean {

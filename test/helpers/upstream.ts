@@ -1,0 +1,56 @@
+// Real upstream servers for tests, on 127.0.0.1 with port 0.
+
+import * as http from 'node:http';
+import * as net from 'node:net';
+
+export async function listen(server: net.Server): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return (server.address() as net.AddressInfo).port;
+}
+
+/** An HTTP server that echoes what it received as JSON: method, url, headers, body length. */
+export async function echoServer(): Promise<{ server: http.Server; port: number; requests: http.IncomingHttpHeaders[] }> {
+  const requests: http.IncomingHttpHeaders[] = [];
+  const server = http.createServer((req, res) => {
+    requests.push(req.headers);
+    let n = 0;
+    req.on('data', (d: Buffer) => (n += d.length));
+    req.on('end', () => {
+      const body = JSON.stringify({ method: req.method, url: req.url, headers: req.headers, bodyLength: n });
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+        'x-upstream-port': String((server.address() as net.AddressInfo).port),
+      });
+      res.end(body);
+    });
+  });
+  server.keepAliveTimeout = 30_000;
+  const port = await listen(server);
+  return { server, port, requests };
+}
+
+/** A raw TCP server that answers every connection with `handler` (for malformed or dying upstreams). */
+export async function rawServer(handler: (s: net.Socket, data: Buffer) => void): Promise<{ server: net.Server; port: number }> {
+  const server = net.createServer((s) => {
+    let buf = Buffer.alloc(0);
+    s.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (buf.includes('\r\n\r\n')) {
+        const b = buf;
+        buf = Buffer.alloc(0);
+        handler(s, b);
+      }
+    });
+    s.on('error', () => {});
+  });
+  const port = await listen(server);
+  return { server, port };
+}
+
+export function close(server: net.Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    (server as http.Server).closeAllConnections?.();
+  });
+}

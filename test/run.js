@@ -1,0 +1,23 @@
+'use strict';
+// Runs every compiled test file (dist/test/**/*.test.js) with node's test runner. Node 20 takes no
+// glob patterns, so the files are listed here; `node test/run.js unit` narrows to a subfolder.
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const root = path.join(__dirname, '..', 'dist', 'test', process.argv[2] ?? '');
+const files = [];
+(function walk(d) {
+  for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+    const p = path.join(d, e.name);
+    if (e.isDirectory()) walk(p);
+    else if (e.name.endsWith('.test.js')) files.push(p);
+  }
+})(root);
+files.sort();
+if (files.length === 0) {
+  console.error(`no test files under ${root}`);
+  process.exit(1);
+}
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit' });
+process.exit(r.status ?? 1);
