@@ -136,6 +136,12 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     const h = this.h;
     const end = parseHead(buf, h, true, this.lr.http.maxHeadBytes);
     if (end === NEED_MORE) {
+      if (this.endedByClient) {
+        // The client half-closed: this head can never complete.
+        this.phase = Phase.Closed;
+        this.socket.end();
+        return;
+      }
       if (h.base !== 0) {
         this.buf = buf.subarray(h.base);
         h.base = 0;
@@ -359,10 +365,8 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     if (this.phase === Phase.Body) {
       // The client stopped sending mid-body: the request can never complete.
       this.abort('client-eof');
-      return;
     }
-    // Waiting for a response: answer it, then close.
-    this.closeAfter = true;
+    // Waiting for a response: answer it and any complete pipelined requests, then close.
   }
 
   private onClientClose(): void {
@@ -455,7 +459,7 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
   }
 
   private endExchange(): void {
-    if (this.closeAfter || this.endedByClient) {
+    if (this.closeAfter) {
       this.phase = Phase.Closed;
       this.socket.end();
       return;
@@ -468,6 +472,9 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
       this.h.reset(0);
       this.headStartMs = this.lastActiveMs;
       this.processHeads();
+    } else if (this.endedByClient) {
+      this.phase = Phase.Closed;
+      this.socket.end();
     }
   }
 

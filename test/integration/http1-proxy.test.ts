@@ -148,6 +148,20 @@ describe('HTTP/1.1 forwarding', () => {
     assert.deepEqual(lengths, [0, 4, 0, 3, 0]);
   });
 
+  test('a client that half-closes after pipelining gets every response, then the close', async () => {
+    const s = net.connect(proxy.ports.main, '127.0.0.1');
+    const got: Buffer[] = [];
+    s.on('data', (d) => got.push(d));
+    const closed = new Promise((r) => s.once('close', r));
+    await new Promise((r) => s.once('connect', r));
+    s.end('GET /hc/1 HTTP/1.1\r\nHost: a\r\n\r\nGET /hc/2 HTTP/1.1\r\nHost: a\r\n\r\nGET /hc/3 HTTP/1.1\r\nHost: a\r\n\r\n');
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 3000))]);
+    const urls = parseResponses(Buffer.concat(got)).map((r) => JSON.parse(r.body.toString()).url);
+    assert.deepEqual(urls, ['/hc/1', '/hc/2', '/hc/3']);
+    assert.ok(s.destroyed || s.readableEnded, 'closed by the proxy');
+    s.destroy();
+  });
+
   test('pipelined requests split across many small writes still come back in order', async () => {
     const one = (i: number): string => `GET /s/${i} HTTP/1.1\r\nHost: a\r\n${i === 9 ? 'Connection: close\r\n' : ''}\r\n`;
     const all = Buffer.from(Array.from({ length: 10 }, (_, i) => one(i)).join(''));
