@@ -29,7 +29,10 @@ export function equalsLower(buf: Buffer, start: number, end: number, lower: stri
   const n = lower.length;
   if (end - start !== n) return false;
   for (let i = 0; i < n; i++) {
-    if ((buf[start + i] | 0x20) !== lower.charCodeAt(i)) return false;
+    const c = buf[start + i];
+    const l = lower.charCodeAt(i);
+    // Only letters fold: `| 0x20` alone would turn '_' into DEL and '^' into '~'.
+    if (c !== l && ((c | 0x20) !== l || l < 0x61 || l > 0x7a)) return false;
   }
   return true;
 }

@@ -46,6 +46,8 @@ export class HeadInfo {
   base = 0;
   /** Relative offset of the next unparsed line while the head is incomplete. */
   scan = 0;
+  /** Relative offset up to which that line has been searched for LF (a long line fed slowly stays O(n)). */
+  searched = 0;
   lines = 0;
   /** Relative offset just past the blank line that ends the head (0 until complete). */
   headLen = 0;
@@ -80,6 +82,7 @@ export class HeadInfo {
   reset(base: number): void {
     this.base = base;
     this.scan = 0;
+    this.searched = 0;
     this.lines = 0;
     this.headLen = 0;
     this.method = Method.Other;
@@ -148,11 +151,13 @@ export function parseHead(buf: Buffer, h: HeadInfo, isRequest: boolean, maxHeadB
   const end = buf.length;
   let pos = base + h.scan;
   for (;;) {
-    const lf = buf.indexOf(LF, pos);
+    const lf = buf.indexOf(LF, base + h.searched > pos ? base + h.searched : pos);
     if (lf === -1) {
       if (end - base > maxHeadBytes) return fail(h, ErrorCode.HeadTooLarge);
+      h.searched = end - base;
       return NEED_MORE;
     }
+    h.searched = 0;
     if (lf + 1 - base > maxHeadBytes) return fail(h, ErrorCode.HeadTooLarge);
     if (lf === pos || buf[lf - 1] !== CR) return fail(h, ErrorCode.BareLf);
     const lineEnd = lf - 1;
@@ -228,32 +233,38 @@ function parseVersion(buf: Buffer, p: number, e: number): number {
 function parseRequestLine(buf: Buffer, s: number, e: number, h: HeadInfo): ErrorCode {
   let p = s;
   while (p < e && TCHAR[buf[p]] === 1) p++;
-  if (p === s || p >= e || buf[p] !== SP) return buf[p] === CR ? ErrorCode.BareCr : ErrorCode.BadRequestLine;
+  if (p === s || p >= e || buf[p] !== SP) return lineError(buf, s, e, ErrorCode.BadRequestLine);
   h.method = methodOf(buf, s, p);
   h.methodEnd = p - h.base;
   const ts = ++p;
   while (p < e && TARGET_CHAR[buf[p]] === 1) p++;
-  if (p === ts || p >= e || buf[p] !== SP) return buf[p] === CR ? ErrorCode.BareCr : ErrorCode.BadRequestLine;
+  if (p === ts || p >= e || buf[p] !== SP) return lineError(buf, s, e, ErrorCode.BadRequestLine);
   h.targetStart = ts - h.base;
   h.targetEnd = p - h.base;
   const minor = parseVersion(buf, p + 1, e);
   if (minor === -2) return ErrorCode.VersionNotSupported;
-  if (minor < 0) return ErrorCode.BadVersion;
+  if (minor < 0) return lineError(buf, s, e, ErrorCode.BadVersion);
   h.versionMinor = minor;
   return ErrorCode.None;
 }
 
+/** `code`, unless the line holds a CR: a bare CR is reported as such wherever it is. */
+function lineError(buf: Buffer, s: number, e: number, code: ErrorCode): ErrorCode {
+  const cr = buf.indexOf(CR, s);
+  return cr !== -1 && cr < e ? ErrorCode.BareCr : code;
+}
+
 function parseStatusLine(buf: Buffer, s: number, e: number, h: HeadInfo): ErrorCode {
-  if (e - s < 12) return ErrorCode.BadRequestLine;
+  if (e - s < 12) return lineError(buf, s, e, ErrorCode.BadRequestLine);
   const minor = parseVersion(buf, s, s + 8);
-  if (minor < 0 || buf[s + 8] !== SP) return ErrorCode.BadVersion;
+  if (minor < 0 || buf[s + 8] !== SP) return lineError(buf, s, e, ErrorCode.BadVersion);
   h.versionMinor = minor;
   const d0 = buf[s + 9] - 0x30, d1 = buf[s + 10] - 0x30, d2 = buf[s + 11] - 0x30;
-  if (d0 < 1 || d0 > 5 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) return ErrorCode.BadRequestLine;
+  if (d0 < 1 || d0 > 5 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) return lineError(buf, s, e, ErrorCode.BadRequestLine);
   h.statusCode = d0 * 100 + d1 * 10 + d2;
   let p = s + 12;
   if (p < e) {
-    if (buf[p] !== SP) return ErrorCode.BadRequestLine;
+    if (buf[p] !== SP) return lineError(buf, s, e, ErrorCode.BadRequestLine);
     for (p++; p < e; p++) if (FIELD_VCHAR[buf[p]] !== 1) return buf[p] === CR ? ErrorCode.BareCr : ErrorCode.BadHeaderValue;
   }
   return ErrorCode.None;
@@ -434,6 +445,12 @@ function finishResponse(h: HeadInfo): ErrorCode {
   return ErrorCode.None;
 }
 
+/**
+ * Fields that a Connection token may not remove: the body is forwarded as framed by them, so dropping
+ * them would let the next hop see a different message boundary (request smuggling).
+ */
+const END_TO_END = new Set(['content-length', 'transfer-encoding', 'host']);
+
 /** True when the Connection header's extra tokens name this field (slow path: rare in practice). */
 export function markConnectionNamedFields(buf: Buffer, h: HeadInfo): void {
   if ((h.conn & ConnFlag.Other) === 0 || h.connectionField === -1) return;
@@ -442,7 +459,7 @@ export function markConnectionNamedFields(buf: Buffer, h: HeadInfo): void {
     if (equalsLower(buf, h.base + h.nameStart(i), h.base + h.nameEnd(i), 'connection')) {
       for (const t of h.value(buf, i).split(',')) {
         const n = t.trim().toLowerCase();
-        if (n !== '' && n !== 'close' && n !== 'keep-alive' && n !== 'upgrade') names.add(n);
+        if (n !== '' && n !== 'close' && n !== 'keep-alive' && n !== 'upgrade' && !END_TO_END.has(n)) names.add(n);
       }
     }
   }

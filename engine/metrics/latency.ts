@@ -9,9 +9,15 @@ import { LATENCY_BUCKETS_MS } from './buckets';
 export { LATENCY_BUCKETS_MS };
 
 const HIGHEST_US = 3_600_000_000; // one hour
+const BOUNDS_US = LATENCY_BUCKETS_MS.map((ms) => ms * 1000);
 
 export class LatencyHistogram {
   private readonly h = new Int32Histogram(1, HIGHEST_US, 2);
+  /**
+   * Exact per-bucket counts: the histogram's 2 significant digits would put a value up to 1% above a
+   * bound (5.02 ms, 50.2 s) into that bound's bucket.
+   */
+  private readonly buckets = new Array<number>(LATENCY_BUCKETS_MS.length + 1).fill(0);
   sumUs = 0;
   count = 0;
 
@@ -20,26 +26,16 @@ export class LatencyHistogram {
     if (us < 1) us = 1;
     else if (us > HIGHEST_US) us = HIGHEST_US;
     this.h.recordValue(us);
+    let b = 0;
+    while (b < BOUNDS_US.length && us > BOUNDS_US[b]) b++;
+    this.buckets[b]++;
     this.sumUs += us;
     this.count++;
   }
 
   /** Per-bucket (not cumulative) counts for LATENCY_BUCKETS_MS plus a last +Inf slot. */
   bucketCounts(): number[] {
-    const out = new Array<number>(LATENCY_BUCKETS_MS.length + 1).fill(0);
-    if (this.count === 0) return out;
-    const h = this.h;
-    const it = h.recordedValuesIterator;
-    it.reset();
-    while (it.hasNext()) {
-      const v = it.next();
-      // A value belongs to the bucket of the lowest value it may stand for, so that 1000 us stays <= 1 ms.
-      const ms = h.lowestEquivalentValue(v.valueIteratedTo) / 1000;
-      let b = 0;
-      while (b < LATENCY_BUCKETS_MS.length && ms > LATENCY_BUCKETS_MS[b]) b++;
-      out[b] += v.countAtValueIteratedTo;
-    }
-    return out;
+    return this.buckets.slice();
   }
 
   percentileMs(p: number): number {
