@@ -6,7 +6,6 @@ import { parseArgs } from 'node:util';
 import { oneLineSnapshot } from '../workers/config/one-line';
 import { parseSocketAddress } from '../workers/config/socket-address';
 import { log, runProxy, type RunningProxy } from '../workers/run-proxy';
-import { DEMO_CONFIG, DEMO_UPSTREAMS, startDemoUpstreams } from './demo';
 
 const USAGE = `bowline: a reliability-first service mesh proxy
 
@@ -111,6 +110,8 @@ async function proxy(argv: string[]): Promise<void> {
 }
 
 async function demo(): Promise<void> {
+  // Loaded only for the demo: its upstreams use node:http, which the proxy itself never loads.
+  const { DEMO_CONFIG, DEMO_UPSTREAMS, startDemoUpstreams } = await import('./demo');
   const servers = await startDemoUpstreams();
   const p = await runProxy({ configFile: DEMO_CONFIG, workers: Math.min(2, availableParallelism()), admin: { host: '127.0.0.1', port: 4191 }, drainGraceMs: 5000 });
   handleSignals(p, () => servers.forEach((s) => s.close()));

@@ -6,3 +6,4 @@ export * from './config/snapshot';
 export { ErrorCode, errorInfo } from './errors';
 export type { WorkerMetricsSnapshot, HttpSnapshot, TcpSnapshot, ResponseSnapshot } from './metrics/registry';
 export { LATENCY_BUCKETS_MS } from './metrics/buckets';
+export { HeadInfo, parseHead, NEED_MORE, PARSE_ERROR } from './http1/head-parser';
