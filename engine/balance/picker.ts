@@ -2,6 +2,7 @@
 // name; issue-level work adds P2C over peak-EWMA and zone-aware picking behind the same interface.
 
 import type { Endpoint } from '../pool/endpoint';
+import { WeightedRotation } from './weighted-rotation';
 
 export interface Picker {
   /** An endpoint for the next request, or null when there is none. */
@@ -12,35 +13,10 @@ export interface PickerFactory {
   (endpoints: readonly Endpoint[], rng: () => number): Picker;
 }
 
-/** Smooth weighted round-robin (each endpoint gets its weight's share, interleaved). */
+/** Round-robin by weight over the endpoints (see WeightedRotation). */
 export function createRoundRobinPicker(endpoints: readonly Endpoint[]): Picker {
-  const n = endpoints.length;
-  if (n === 0) return { pick: () => null };
-  const equal = endpoints.every((e) => e.weight === endpoints[0].weight);
-  if (equal) {
-    let next = 0;
-    return {
-      pick() {
-        const e = endpoints[next];
-        next = next + 1 === n ? 0 : next + 1;
-        return e;
-      },
-    };
-  }
-  const current = new Float64Array(n);
-  let total = 0;
-  for (const e of endpoints) total += e.weight;
-  return {
-    pick() {
-      let best = 0;
-      for (let i = 0; i < n; i++) {
-        current[i] += endpoints[i].weight;
-        if (current[i] > current[best]) best = i;
-      }
-      current[best] -= total;
-      return endpoints[best];
-    },
-  };
+  const rotation = new WeightedRotation(endpoints, endpoints.map((e) => e.weight));
+  return { pick: () => rotation.pick() ?? null };
 }
 
 const registry = new Map<string, PickerFactory>();

@@ -4,6 +4,7 @@
 import type { HeaderMatch, RouteSnapshot } from '../config/snapshot';
 import type { HeadInfo } from '../http1/head-parser';
 import type { Cluster } from '../cluster';
+import { WeightedRotation } from '../balance/weighted-rotation';
 
 export interface WeightedCluster {
   cluster: Cluster;
@@ -25,8 +26,7 @@ export class CompiledRoute {
   private readonly wildcardSuffixes: string[];
   private readonly anyHost: boolean;
   private readonly matches: CompiledMatch[];
-  private readonly totalWeight: number;
-  private rr = 0;
+  private readonly rotation: WeightedRotation<WeightedCluster>;
   /** True when the route matches every request (no hosts, no match conditions). */
   readonly catchAll: boolean;
 
@@ -36,7 +36,7 @@ export class CompiledRoute {
     this.backends = r.backends
       .filter((b) => b.weight > 0)
       .map((b) => ({ cluster: clusters.get(b.service)!, weight: b.weight }));
-    this.totalWeight = this.backends.reduce((s, b) => s + b.weight, 0);
+    this.rotation = new WeightedRotation(this.backends, this.backends.map((b) => b.weight));
     this.exactHosts = new Set(r.hostnames.filter((h) => !h.startsWith('*.')));
     this.wildcardSuffixes = r.hostnames.filter((h) => h.startsWith('*.')).map((h) => h.slice(1));
     this.anyHost = r.hostnames.length === 0;
@@ -76,16 +76,9 @@ export class CompiledRoute {
     return false;
   }
 
-  /** A backend by weight (deterministic interleaving, so small tests see exact shares). */
+  /** A backend by weight, interleaved and deterministic (so small tests see exact shares). */
   pickBackend(): WeightedCluster | null {
-    const b = this.backends;
-    if (b.length <= 1) return b.length === 1 ? b[0] : null;
-    let x = this.rr++ % this.totalWeight;
-    for (const w of b) {
-      if (x < w.weight) return w;
-      x -= w.weight;
-    }
-    return b[b.length - 1];
+    return this.rotation.pick() ?? null;
   }
 }
 
