@@ -19,5 +19,11 @@ if (files.length === 0) {
   console.error(`no test files under ${root}`);
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit' });
+// A watchdog: a hung test file must fail the run, not stall CI (the whole suite takes a few minutes).
+const limitMs = Number(process.env.BOWLINE_TEST_LIMIT_MS ?? 15 * 60 * 1000);
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit', timeout: limitMs, killSignal: 'SIGKILL' });
+if (r.error || r.signal) {
+  console.error(`test run stopped: ${r.error ? r.error.message : `killed by ${r.signal}`} (limit ${limitMs} ms)`);
+  process.exit(1);
+}
 process.exit(r.status ?? 1);

@@ -3,7 +3,16 @@
 import * as http from 'node:http';
 import * as net from 'node:net';
 
+const tracked = new WeakMap<net.Server, Set<net.Socket>>();
+
+/** Listens on 127.0.0.1:0 and tracks the server's connections, so that close() can end them all. */
 export async function listen(server: net.Server): Promise<number> {
+  const sockets = new Set<net.Socket>();
+  tracked.set(server, sockets);
+  server.on('connection', (s: net.Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return (server.address() as net.AddressInfo).port;
 }
@@ -48,9 +57,10 @@ export async function rawServer(handler: (s: net.Socket, data: Buffer) => void):
   return { server, port };
 }
 
+/** Stops the server and destroys every connection it still has (upgraded and half-closed ones too). */
 export function close(server: net.Server): Promise<void> {
   return new Promise((resolve) => {
     server.close(() => resolve());
-    (server as http.Server).closeAllConnections?.();
+    for (const s of tracked.get(server) ?? []) s.destroy();
   });
 }

@@ -43,6 +43,7 @@ before(async () => {
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${req.headers.upgrade}\r\nConnection: Upgrade\r\n\r\n`);
     if (head.length) socket.write(head.toString().toUpperCase());
     socket.on('data', (d) => socket.write(d.toString().toUpperCase()));
+    socket.on('end', () => socket.end());
     socket.on('error', () => {});
   });
   const upPort = await listen(upgradeServer);
