@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { admin, metricSum, type ProxyProcess, startProxy } from '../helpers/proxy-process';
+import { admin, eventually, metricSum, type ProxyProcess, startProxy } from '../helpers/proxy-process';
 import { close, listen } from '../helpers/upstream';
 
 let proxy: ProxyProcess;
@@ -103,11 +103,19 @@ test('an opaque listener and an opaque port skip detection (HTTP bytes are not p
 });
 
 test('tcp metrics count opaque connections and their bytes', async () => {
-  const before = (await admin(proxy, '/metrics')).body;
+  // Earlier tests' connections must have closed, so that only this one moves the counters.
+  const settled = async (): Promise<string> => {
+    let text = '';
+    await eventually(async () => {
+      text = (await admin(proxy, '/metrics')).body;
+      return metricSum(text, 'tcp_open_connections') === 0;
+    }, 5000, 'all connections closed');
+    return text;
+  };
+  const before = await settled();
   const payload = Buffer.alloc(10_000, 'z');
   await exchange(proxy.ports.opaque, payload, payload.length);
-  await new Promise((r) => setTimeout(r, 100));
-  const m = (await admin(proxy, '/metrics')).body;
+  const m = await settled();
   const d = (name: string, labels: Record<string, string>): number => metricSum(m, name, labels) - metricSum(before, name, labels);
   assert.equal(d('tcp_open_total', { peer: 'src' }), 1);
   assert.equal(d('tcp_open_total', { peer: 'dst' }), 1);
