@@ -12,7 +12,7 @@ import type { Endpoint } from '../pool/endpoint';
 import type { CompiledRoute } from '../router/route-table';
 import { ChunkedScanner } from './chunked-scanner';
 import { BodyKind, ConnFlag, HeadInfo, markConnectionNamedFields, Method, NEED_MORE, parseHead, PARSE_ERROR } from './head-parser';
-import { CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, CONNECTION_UPGRADE, writeHead } from './head-writer';
+import { composeHead, CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, CONNECTION_UPGRADE, joinHeadAndBody, writeHead } from './head-writer';
 import { type ExchangeOwner, Http1Upstream } from './upstream';
 
 const enum Phase {
@@ -46,6 +46,8 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
   /** The client asked to close (or is HTTP/1.0 without keep-alive), or we decided to. */
   private closeAfter = false;
   private responseHeadSent = false;
+  /** A response head not yet written: it leaves with the first body bytes, or at the end of the read. */
+  private pendingHead: Buffer | null = null;
   private upgrade = false;
   private paused = false;
   private waitingUpstreamDrain = false;
@@ -224,6 +226,7 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     this.reqDone = this.bodyKind === BodyKind.None;
     this.replayable = this.reqDone && h.method !== Method.Post && h.method !== Method.Connect && h.method !== Method.Patch;
     this.responseHeadSent = false;
+    this.pendingHead = null;
     this.status = 0;
     this.responseStats = null;
 
@@ -427,14 +430,32 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     let extra: Buffer | null = null;
     if (this.closeAfter) extra = CONNECTION_CLOSE;
     else if (this.h.versionMinor === 0) extra = CONNECTION_KEEP_ALIVE;
-    if (!writeHead(sock, buf, h, extra)) this.up?.pauseReading();
+    // Held until the body bytes of the same read are known, so that both leave in one write.
+    this.pendingHead = composeHead(buf, h, extra);
   }
 
   onResponseBody(chunk: Buffer): boolean {
+    const head = this.pendingHead;
+    if (head !== null) {
+      this.pendingHead = null;
+      const joined = joinHeadAndBody(head, chunk);
+      if (joined !== null) return this.socket.write(joined);
+      this.socket.write(head);
+    }
     return this.socket.write(chunk);
   }
 
+  /** End of one upstream read: a head still held (its body comes later, or never) goes out now. */
+  onUpstreamReadDone(): void {
+    const head = this.pendingHead;
+    if (head !== null) {
+      this.pendingHead = null;
+      if (!this.socket.write(head)) this.up?.pauseReading();
+    }
+  }
+
   onResponseEnd(reusable: boolean): void {
+    this.onUpstreamReadDone();
     const rs = this.responseStats;
     if (rs !== null) {
       if (this.status >= 500) rs.failure++;
@@ -570,6 +591,7 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
   }
 
   private abort(reason: string): void {
+    this.pendingHead = null;
     if (this.stats !== null) this.finishStats(this.status || 502, false, reason);
     const up = this.up;
     this.up = null;

@@ -1,5 +1,7 @@
-// Writes a parsed head onward without re-serialising it: the bytes between dropped (hop-by-hop) fields
-// go out as slices of the buffer they arrived in, followed by any fields the proxy adds.
+// Writes a parsed head onward without re-serialising it: an unchanged head goes out as a slice of the
+// buffer it arrived in; a head that loses hop-by-hop fields or gains the proxy's is assembled from
+// the kept byte ranges in one small buffer (measured cheaper than a corked writev of several slices,
+// which costs a syscall-free but allocation-heavy path per message). Bodies are never copied here.
 
 import type { Socket } from 'node:net';
 import type { HeadInfo } from './head-parser';
@@ -9,27 +11,54 @@ import type { HeadInfo } from './head-parser';
  * "name: value\r\n" lines, or '') before the blank line. Returns socket.write's back-pressure result.
  */
 export function writeHead(sock: Socket, buf: Buffer, h: HeadInfo, extra: Buffer | null, keepField = -1): boolean {
+  return sock.write(composeHead(buf, h, extra, keepField));
+}
+
+/**
+ * The head as it goes onward: a slice of `buf` when unchanged, else the kept ranges (without dropped
+ * fields, except keepField) plus `extra` before the blank line, assembled into one buffer.
+ */
+export function composeHead(buf: Buffer, h: HeadInfo, extra: Buffer | null, keepField = -1): Buffer {
   const base = h.base;
   const end = base + h.headLen;
-  if (h.dropCount === 0 && extra === null) return sock.write(buf.subarray(base, end));
-  // cork so that the slices leave in one writev.
-  sock.cork();
+  if (extra === null && (h.dropCount === 0 || (h.dropCount === 1 && keepField !== -1 && h.drop[keepField] === 1))) {
+    return buf.subarray(base, end);
+  }
+  let size = h.headLen + (extra === null ? 0 : extra.length);
+  for (let i = 0; i < h.count; i++) {
+    if (h.drop[i] !== 0 && i !== keepField) size -= h.lineEnd(i) - h.lineStart(i);
+  }
+  const out = Buffer.allocUnsafe(size);
+  let w = 0;
   let from = base;
   for (let i = 0; i < h.count; i++) {
     if (h.drop[i] === 0 || i === keepField) continue;
     const ls = base + h.lineStart(i);
-    if (ls > from) sock.write(buf.subarray(from, ls));
+    if (ls > from) w += buf.copy(out, w, from, ls);
     from = base + h.lineEnd(i);
   }
-  // Everything up to (not including) the final CRLF, then the extra fields, then the CRLF.
-  if (end - 2 > from) sock.write(buf.subarray(from, end - 2));
-  if (extra !== null) sock.write(extra);
-  const ok = sock.write(CRLF);
-  sock.uncork();
-  return ok;
+  w += buf.copy(out, w, from, end - 2);
+  if (extra !== null) w += extra.copy(out, w);
+  out[w] = 13;
+  out[w + 1] = 10;
+  return out;
 }
 
-const CRLF = Buffer.from('\r\n', 'latin1');
+/**
+ * `head` followed by `body` as one buffer for one write: zero-copy when they are adjacent in the
+ * same memory (an unchanged head and the body bytes that arrived with it), else a copy when the body
+ * is small; null when they should be written separately.
+ */
+export function joinHeadAndBody(head: Buffer, body: Buffer): Buffer | null {
+  if (head.buffer === body.buffer && head.byteOffset + head.length === body.byteOffset) {
+    return Buffer.from(head.buffer, head.byteOffset, head.length + body.length);
+  }
+  if (body.length > 16 * 1024) return null;
+  const out = Buffer.allocUnsafe(head.length + body.length);
+  head.copy(out, 0);
+  body.copy(out, head.length);
+  return out;
+}
 
 export const CONNECTION_CLOSE = Buffer.from('connection: close\r\n', 'latin1');
 export const CONNECTION_KEEP_ALIVE = Buffer.from('connection: keep-alive\r\n', 'latin1');

@@ -20,6 +20,8 @@ export interface ExchangeOwner {
   onResponseEnd(reusable: boolean): void;
   /** The upstream failed before or during the response. */
   onUpstreamError(code: ErrorCode, responseStarted: boolean): void;
+  /** The end of one upstream read's processing (flush what was held for coalescing). */
+  onUpstreamReadDone(): void;
   /** The upstream socket drained: resume reading the client. */
   onUpstreamDrain(): void;
   /** Bytes from the upstream after a 101 or CONNECT 2xx: raw tunnel data. */
@@ -141,6 +143,7 @@ export class Http1Upstream implements Poolable, TrackedConnection {
       case Phase.Head:
         this.responseStarted = true;
         this.parseHeads(chunk);
+        this.owner?.onUpstreamReadDone();
         return;
       case Phase.Body:
         this.forwardBody(chunk, 0);
