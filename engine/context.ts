@@ -41,4 +41,9 @@ export interface ProxyContext {
   listener(name: string): ListenerRuntime | undefined;
   track(c: TrackedConnection): void;
   untrack(c: TrackedConnection): void;
+  /**
+   * A bug surfaced as an exception in a connection handler: counted and logged; the caller closes
+   * that connection, so that one bad exchange never takes the worker (and its other traffic) down.
+   */
+  internalError(where: string, e: unknown): void;
 }

@@ -23,6 +23,8 @@ export interface EngineOptions {
   sweepIntervalMs?: number;
   /** Called when the number of open client connections changes (for accept balancing). */
   onClientCountChange?: (open: number) => void;
+  /** Where internal errors are reported (default: stderr, at most one line per second). */
+  log?: (level: 'info' | 'warn' | 'error', msg: string) => void;
 }
 
 export class Engine implements ProxyContext {
@@ -39,11 +41,14 @@ export class Engine implements ProxyContext {
   private readonly sweeper: NodeJS.Timeout;
   private elu = performance.eventLoopUtilization();
   private readonly onClientCountChange: ((open: number) => void) | undefined;
+  private readonly log: (level: 'info' | 'warn' | 'error', msg: string) => void;
+  private lastErrorLogMs = 0;
 
   constructor(opts: EngineOptions = {}) {
     this.clock = opts.clock ?? systemClock;
     this.workerId = opts.workerId ?? 0;
     this.onClientCountChange = opts.onClientCountChange;
+    this.log = opts.log ?? ((level, msg) => process.stderr.write(`${level}: ${msg}\n`));
     this.sweeper = setInterval(() => this.sweep(), opts.sweepIntervalMs ?? 100);
     this.sweeper.unref();
   }
@@ -66,6 +71,15 @@ export class Engine implements ProxyContext {
 
   untrack(c: TrackedConnection): void {
     this.tracked.delete(c);
+  }
+
+  internalError(where: string, e: unknown): void {
+    this.metrics.countInternalError(where);
+    const now = Date.now();
+    if (now - this.lastErrorLogMs >= 1000) {
+      this.lastErrorLogMs = now;
+      this.log('error', `internal error in ${where} (connection closed): ${(e as Error)?.stack ?? String(e)}`);
+    }
   }
 
   /** Compiles and swaps in a snapshot (assumed validated). Open connections pick it up per request. */
@@ -162,10 +176,15 @@ export class Engine implements ProxyContext {
       }
     };
     const onData = (chunk: Buffer): void => {
-      seen = seen === null ? chunk : Buffer.concat([seen, chunk]);
-      const kind = detectProtocol(seen);
-      if (kind !== Detected.NeedMore) decide(kind);
-      else if (seen.length >= DETECT_MAX_BYTES) decide(Detected.Opaque);
+      try {
+        seen = seen === null ? chunk : Buffer.concat([seen, chunk]);
+        const kind = detectProtocol(seen);
+        if (kind !== Detected.NeedMore) decide(kind);
+        else if (seen.length >= DETECT_MAX_BYTES) decide(Detected.Opaque);
+      } catch (e) {
+        this.internalError('detect', e);
+        socket.destroy();
+      }
     };
     const onTimeout = (): void => decide(seen !== null && detectProtocol(seen) === Detected.Http1 ? Detected.Http1 : Detected.Opaque);
     const onError = (): void => {

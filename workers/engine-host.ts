@@ -37,6 +37,7 @@ export class EngineHost {
     this.engine = new Engine({
       workerId: o.index,
       onClientCountChange: o.counts === undefined ? undefined : (open) => this.onCount(open),
+      log: o.log,
     });
   }
 

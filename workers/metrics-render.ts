@@ -38,6 +38,7 @@ export function renderMetrics(workers: WorkerMetricsSnapshot[], info: ProcessInf
   const resp = new Map<string, MergedResponse>();
   const tcp = new Map<string, { opened: number; closed: number; open: number; read: number; write: number; errors: Map<string, number> }>();
   const protocolErrors = new Map<string, number>();
+  const internalErrors = new Map<string, number>();
   const add = (m: Map<string, number>, k: string, v: number): void => {
     m.set(k, (m.get(k) ?? 0) + v);
   };
@@ -74,6 +75,7 @@ export function renderMetrics(workers: WorkerMetricsSnapshot[], info: ProcessInf
       for (const [e, n] of Object.entries(t.closeErrors)) add(m.errors, e, n);
     }
     for (const [e, n] of Object.entries(w.protocolErrors)) add(protocolErrors, e, n);
+    for (const [e, n] of Object.entries(w.internalErrors ?? {})) add(internalErrors, e, n);
   }
 
   const out: string[] = [];
@@ -126,6 +128,9 @@ export function renderMetrics(workers: WorkerMetricsSnapshot[], info: ProcessInf
 
   family('http_protocol_errors_total', 'counter', 'Requests refused before routing (malformed, too large, slow), by error.');
   for (const [e, n] of protocolErrors) out.push(`http_protocol_errors_total{error="${esc(e)}"} ${n}`);
+
+  family('internal_errors_total', 'counter', 'Exceptions caught in connection handlers (the connection was closed; a bug to report).');
+  for (const [e, n] of internalErrors) out.push(`internal_errors_total{where="${esc(e)}"} ${n}`);
 
   family('worker_event_loop_utilization', 'gauge', "Share of time each worker's event loop was busy since the last scrape (saturation).");
   for (const w of workers) out.push(`worker_event_loop_utilization{worker="${w.worker}"} ${round(w.eventLoopUtilization)}`);

@@ -87,7 +87,14 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     this.lr = lr;
     this.gen = ctx.generation;
     this.lastActiveMs = ctx.clock.now();
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        this.onData(chunk);
+      } catch (e) {
+        this.ctx.internalError('http1-downstream', e);
+        this.abort('internal-error');
+      }
+    });
     socket.on('end', () => this.onClientEnd());
     socket.on('error', () => this.onClientClose());
     socket.on('close', () => this.onClientClose());

@@ -78,7 +78,14 @@ export class Http1Upstream implements Poolable, TrackedConnection {
     s.on('connect', () => {
       this.connecting = false;
     });
-    s.on('data', (chunk: Buffer) => this.onData(chunk));
+    s.on('data', (chunk: Buffer) => {
+      try {
+        this.onData(chunk);
+      } catch (e) {
+        ctx.internalError('http1-upstream', e);
+        this.fail(ErrorCode.UpstreamBadResponse);
+      }
+    });
     s.on('end', () => this.onEnd());
     s.on('error', () => this.onClose(true));
     s.on('close', () => this.onClose(false));

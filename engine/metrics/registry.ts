@@ -93,6 +93,8 @@ export interface WorkerMetricsSnapshot {
   configVersion: string;
   /** Requests refused before routing (malformed, too large, timeouts), by error name. */
   protocolErrors: Record<string, number>;
+  /** Exceptions caught in connection handlers (bugs), by where they happened. */
+  internalErrors: Record<string, number>;
 }
 
 /** Live TCP counts that only exist on open sockets (bytes so far), summed at snapshot time. */
@@ -135,6 +137,12 @@ export class MetricsRegistry {
     return s;
   }
 
+  readonly internalErrors = new Map<string, number>();
+
+  countInternalError(where: string): void {
+    this.internalErrors.set(where, (this.internalErrors.get(where) ?? 0) + 1);
+  }
+
   countProtocolError(name: string): void {
     this.protocolErrors.set(name, (this.protocolErrors.get(name) ?? 0) + 1);
   }
@@ -152,6 +160,7 @@ export class MetricsRegistry {
       openConnections,
       configVersion,
       protocolErrors: Object.fromEntries(this.protocolErrors),
+      internalErrors: Object.fromEntries(this.internalErrors),
       http: [...this.http.values()].map((s) => ({
         labels: s.labels,
         requests: s.requests,
