@@ -22,7 +22,6 @@ export function nativeHelperPath(): string {
 
 export function loadNativeSocket(p = nativeHelperPath()): { native: NativeSocket | null; error: string } {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     return { native: require(p) as NativeSocket, error: '' };
   } catch (e) {
     return {
