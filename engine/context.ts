@@ -23,6 +23,8 @@ export interface ListenerRuntime {
 
 /** A connection the engine tracks for timeouts, draining and metrics. */
 export interface TrackedConnection {
+  /** The listener it came in on (client-side connections only). */
+  readonly listenerName?: string;
   /** Called by the engine's sweeper with the current clock time. */
   sweep(nowMs: number): void;
   /** Graceful drain: finish the current exchange, then close; close at once when idle. */

@@ -38,6 +38,8 @@ export class Engine implements ProxyContext {
   private endpoints = new Map<string, Endpoint>();
   private readonly tracked = new Set<TrackedConnection>();
   private readonly clients = new Map<net.Socket, TcpStats>();
+  /** Sockets still in protocol detection (nothing tracks them yet), by listener name. */
+  private readonly detecting = new Map<net.Socket, string>();
   private readonly sweeper: NodeJS.Timeout;
   private elu = performance.eventLoopUtilization();
   private readonly onClientCountChange: ((open: number) => void) | undefined;
@@ -127,6 +129,11 @@ export class Engine implements ProxyContext {
     this.listeners = listeners;
     this.version = s.version;
     this.generation++;
+    // Connections of removed listeners finish their current exchange and close.
+    for (const c of this.tracked) {
+      if (c.listenerName !== undefined && !listeners.has(c.listenerName)) c.drain();
+    }
+    for (const [sock, name] of this.detecting) if (!listeners.has(name)) sock.destroy();
   }
 
   /** Takes an accepted client socket of the named listener. */
@@ -162,17 +169,30 @@ export class Engine implements ProxyContext {
 
   private detect(listenerName: string, lr: ListenerRuntime, socket: net.Socket): void {
     let seen: Buffer | null = null;
-    const decide = (kind: Detected): void => {
+    this.detecting.set(socket, listenerName);
+    const decide = (kind: Detected, ended = false): void => {
+      this.detecting.delete(socket);
       socket.removeListener('data', onData);
       socket.removeListener('timeout', onTimeout);
       socket.removeListener('error', onError);
+      socket.removeListener('end', onEnd);
       socket.setTimeout(0);
       if (kind === Detected.Http1) {
-        new Http1Downstream(this, socket, lr, listenerName).start(seen);
+        new Http1Downstream(this, socket, lr, listenerName).start(seen, ended);
       } else {
         // HTTP/2 and TLS are forwarded opaquely until their handlers exist.
         socket.pause();
-        new TcpForward(this, socket, lr, lr.defaultCluster, seen);
+        new TcpForward(this, socket, lr, lr.defaultCluster, seen, ended);
+      }
+    };
+    // A client that closes before deciding: nothing sent means nothing to forward (a health check,
+    // or wrk's connect probe); otherwise what it sent is handled as it was going to be.
+    const onEnd = (): void => {
+      if (seen === null) {
+        this.detecting.delete(socket);
+        socket.destroy();
+      } else {
+        decide(detectProtocol(seen) === Detected.Http1 ? Detected.Http1 : Detected.Opaque, true);
       }
     };
     const onData = (chunk: Buffer): void => {
@@ -188,8 +208,10 @@ export class Engine implements ProxyContext {
     };
     const onTimeout = (): void => decide(seen !== null && detectProtocol(seen) === Detected.Http1 ? Detected.Http1 : Detected.Opaque);
     const onError = (): void => {
+      this.detecting.delete(socket);
       socket.destroy();
     };
+    socket.on('end', onEnd);
     socket.on('data', onData);
     socket.on('error', onError);
     socket.on('timeout', onTimeout);
@@ -220,6 +242,9 @@ export class Engine implements ProxyContext {
   async drain(graceMs: number): Promise<void> {
     this.draining = true;
     for (const c of this.tracked) c.drain();
+    // Connections that have not sent a byte yet are idle: close them like idle keep-alive ones.
+    for (const sock of this.detecting.keys()) sock.destroy();
+    this.detecting.clear();
     const deadline = Date.now() + graceMs;
     while (this.clients.size > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));

@@ -91,7 +91,13 @@ export async function runProxy(o: ProxyRunOptions): Promise<RunningProxy> {
       return renderMetrics(ws, { configVersion: supervisor.currentSnapshot?.version ?? '', reloads, workerRestarts: restarts, startTimeSeconds: started });
     },
     ready: () => supervisor.ready,
-    configDump: () => ({ version: supervisor.currentSnapshot?.version, workers: supervisor.workerStatus(), snapshot: supervisor.currentSnapshot }),
+    configDump: () => ({
+      version: supervisor.currentSnapshot?.version,
+      workers: supervisor.workerStatus(),
+      // Bound addresses: a listener on port 0 (also one added by a reload) is found here.
+      listeners: supervisor.listenerAddresses(),
+      snapshot: supervisor.currentSnapshot,
+    }),
     crashWorker: o.testHooks ? (i) => supervisor.crashWorker(i) : undefined,
   });
 

@@ -89,16 +89,26 @@ export class Supervisor {
     return l === undefined ? undefined : { host: l.host, port: l.port };
   }
 
+  /** Every listener's bound address (port 0 resolved), for /config_dump. */
+  listenerAddresses(): { name: string; host: string; port: number }[] {
+    return this.listenerFds.map((l) => ({ name: l.name, host: l.host, port: l.port }));
+  }
+
   workerStatus(): WorkerStatus[] {
     if (this.inline !== null) return [{ index: 0, running: !this.stopping, ackedVersion: this.inline.engine.configVersion, restarts: 0 }];
     return this.slots.map((s) => ({ index: s.index, running: s.worker !== null, ackedVersion: s.ackedVersion, restarts: s.restarts }));
   }
 
-  /** True when every worker runs and has acknowledged the current snapshot. */
+  /**
+   * True when every worker runs and serves a config it acknowledged. Not "the current one": while a
+   * reload is being acknowledged the workers still serve the previous config, and a readiness probe
+   * that flapped to 503 on every config push would take the proxy out of its Service. Which version
+   * each worker serves is in workerStatus() (/config_dump).
+   */
   get ready(): boolean {
-    const v = this.snapshot?.version;
-    if (this.inline !== null) return !this.stopping && v !== undefined && this.inline.engine.configVersion === v;
-    return v !== undefined && !this.stopping && this.slots.length > 0 && this.slots.every((s) => s.worker !== null && s.ackedVersion === v);
+    if (this.stopping || this.snapshot === null) return false;
+    if (this.inline !== null) return this.inline.engine.configVersion !== '';
+    return this.slots.length > 0 && this.slots.every((s) => s.worker !== null && s.ackedVersion !== '');
   }
 
   async start(snapshot: EngineSnapshot): Promise<void> {
@@ -153,7 +163,8 @@ export class Supervisor {
     const next = new Map<string, BoundListener>();
     const fds: ListenerFd[] = [];
     for (const l of s.listeners) {
-      const key = `${l.address.host}:${l.address.port}`;
+      // Port 0 means "any free port", once per listener: two such listeners must not share a socket.
+      const key = l.address.port === 0 ? `${l.address.host}:0/${l.name}` : `${l.address.host}:${l.address.port}`;
       let b = this.bound.get(key) ?? next.get(key);
       if (b === undefined) {
         if (this.native !== null) {
@@ -304,13 +315,24 @@ export class Supervisor {
       .filter((s) => s.worker !== null)
       .map((s) => new Promise<void>((resolve) => s.worker!.once('exit', () => resolve())));
     this.broadcast({ type: 'drain', graceMs: this.opts.drainGraceMs });
+    // Close our descriptors as soon as no worker needs them any more, not after the workers exit: a
+    // listening socket closes when its last descriptor does, and the workers close their duplicates
+    // on 'drain'. Kept open, ours would keep the socket listening through the grace period, and the
+    // kernel would complete handshakes of new connections that no worker accepts any more (they hang,
+    // then get reset at exit) instead of refusing them. A worker still applying a config (just
+    // restarted, or mid-reload) dups them first: its ack says it has.
+    const closeListeners = (): void => {
+      for (const b of this.bound.values()) if (b.fd >= 0) this.native?.closeFd(b.fd);
+      this.bound.clear();
+    };
+    const version = this.snapshot?.version;
+    if (version !== undefined) void this.waitForAcks(version).then(closeListeners, closeListeners);
     const hard = setTimeout(() => {
       for (const s of this.slots) void s.worker?.terminate();
     }, this.opts.drainGraceMs + 2000);
     await Promise.all(exits);
     clearTimeout(hard);
-    for (const b of this.bound.values()) if (b.fd >= 0) this.native?.closeFd(b.fd);
-    this.bound.clear();
+    closeListeners();
   }
 
   get nativeHelperError(): string {

@@ -82,7 +82,7 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     private readonly ctx: ProxyContext,
     private readonly socket: net.Socket,
     lr: ListenerRuntime,
-    private readonly listenerName: string,
+    private readonly listener: string,
   ) {
     this.lr = lr;
     this.gen = ctx.generation;
@@ -102,9 +102,10 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     ctx.track(this);
   }
 
-  /** Entry point with bytes already read by protocol detection. */
-  start(first: Buffer | null): void {
+  /** Entry point with bytes already read by protocol detection (and whether the client already half-closed). */
+  start(first: Buffer | null, ended = false): void {
     if (first !== null && first.length > 0) this.onData(first);
+    if (ended && this.phase !== Phase.Closed) this.onClientEnd();
   }
 
   // ------------------------------------------------------------------ client side
@@ -171,11 +172,25 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     const now = ctx.clock.now();
     this.reqStartMs = now;
     this.lastActiveMs = now;
+    // Per-exchange state starts clean, whatever path (forward or local reply) this request takes.
+    this.stats = null;
+    this.responseStats = null;
+    this.responseHeadSent = false;
+    this.pendingHead = null;
+    this.status = 0;
     if (this.gen !== ctx.generation) {
-      const lr = ctx.listener(this.listenerName);
-      if (lr !== undefined) this.lr = lr;
+      const lr = ctx.listener(this.listener);
       this.gen = ctx.generation;
       this.cacheKey = null;
+      if (lr === undefined) {
+        // The listener was removed by a reload: its connections take no new requests.
+        this.closeAfter = true;
+        this.route = null;
+        this.cluster = null;
+        this.localReplyForRequest(ErrorCode.Draining, end);
+        return;
+      }
+      this.lr = lr;
     }
     if ((h.conn & ConnFlag.Other) !== 0) markConnectionNamedFields(buf, h);
     const isConnect = h.method === Method.Connect;
@@ -232,10 +247,6 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     if (this.bodyKind === BodyKind.Chunked) this.chunked.reset();
     this.reqDone = this.bodyKind === BodyKind.None;
     this.replayable = this.reqDone && h.method !== Method.Post && h.method !== Method.Connect && h.method !== Method.Patch;
-    this.responseHeadSent = false;
-    this.pendingHead = null;
-    this.status = 0;
-    this.responseStats = null;
 
     this.dispatch(endpoint, buf, now);
     if (this.phase === Phase.Closed) return;
@@ -715,6 +726,10 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     this.finishStats(errorInfo(code).status, false, errorInfo(code).name);
     if (!this.reqDone) this.closeAfter = true;
     this.sendLocal(code);
+  }
+
+  get listenerName(): string {
+    return this.listener;
   }
 
   drain(): void {

@@ -19,6 +19,8 @@ export class TcpForward implements TrackedConnection {
     private readonly lr: ListenerRuntime,
     cluster: Cluster | null,
     first: Buffer | null,
+    /** The client half-closed during detection: pass the FIN on after the first bytes. */
+    ended = false,
   ) {
     this.connectStartMs = ctx.clock.now();
     ctx.track(this);
@@ -42,7 +44,8 @@ export class TcpForward implements TrackedConnection {
     up.on('error', () => this.close());
     up.on('close', () => this.close());
     if (first !== null && first.length > 0) up.write(first);
-    client.pipe(up);
+    if (ended) up.end();
+    else client.pipe(up);
     up.pipe(client);
     client.resume();
   }
