@@ -30,6 +30,19 @@ async function exchange(port: number, send: Buffer | null, want: number, timeout
   return Buffer.concat(got);
 }
 
+async function freePortBelowEphemeral(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = 20000 + Math.floor(Math.random() * 10000);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+    if (ok) return port;
+  }
+  throw new Error('no free port found in 20000-29999');
+}
+
 before(async () => {
   tcpEcho = net.createServer((s) => {
     s.on('data', (d) => s.write(d));
@@ -43,10 +56,9 @@ before(async () => {
   });
   const echoPort = await listen(tcpEcho);
   const bannerPort = await listen(banner);
-  // A port number for the opaque-ports listener: taken from a probe socket.
-  const probe = net.createServer();
-  const opaquePort = await listen(probe);
-  await close(probe);
+  // A fixed port for the opaque-ports listener, below the ephemeral range (so that no port-0 bind of
+  // a test running at the same time can take it between this probe and the proxy's bind).
+  const opaquePort = await freePortBelowEphemeral();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bowline-tcp-'));
   fs.writeFileSync(
     path.join(dir, 'c.yaml'),
