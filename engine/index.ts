@@ -7,3 +7,4 @@ export { ErrorCode, errorInfo } from './errors';
 export type { WorkerMetricsSnapshot, HttpSnapshot, TcpSnapshot, ResponseSnapshot } from './metrics/registry';
 export { LATENCY_BUCKETS_MS } from './metrics/buckets';
 export { HeadInfo, parseHead, NEED_MORE, PARSE_ERROR } from './http1/head-parser';
+export { MergedLatency } from './metrics/latency';

@@ -2,8 +2,12 @@
 // metric names and labels where the concept is the same, so that existing dashboards work.
 
 import type { WorkerMetricsSnapshot } from '../engine';
-// Deep import: the supervisor must not load the engine (and its dependencies) just for the bounds.
+// Deep imports: the supervisor must not load the whole engine for the bounds and the merge.
 import { LATENCY_BUCKETS_MS } from '../engine/metrics/buckets';
+import { MergedLatency } from '../engine/metrics/latency';
+
+/** Percentiles published from the merged hdr histograms. */
+const QUANTILES = [0.5, 0.9, 0.99, 0.999];
 
 export interface ProcessInfo {
   configVersion: string;
@@ -30,6 +34,7 @@ interface MergedResponse {
   sumMs: number;
   count: number;
   errors: Map<string, number>;
+  hdr: MergedLatency;
 }
 
 export function renderMetrics(workers: WorkerMetricsSnapshot[], info: ProcessInfo): string {
@@ -52,7 +57,7 @@ export function renderMetrics(workers: WorkerMetricsSnapshot[], info: ProcessInf
         const key = `${base},status_code="${r.status}"`;
         let m = resp.get(key);
         if (m === undefined) {
-          m = { labels: key, success: 0, failure: 0, buckets: new Array<number>(r.buckets.length).fill(0), sumMs: 0, count: 0, errors: new Map() };
+          m = { labels: key, success: 0, failure: 0, buckets: new Array<number>(r.buckets.length).fill(0), sumMs: 0, count: 0, errors: new Map(), hdr: new MergedLatency() };
           resp.set(key, m);
         }
         m.success += r.success;
@@ -61,6 +66,7 @@ export function renderMetrics(workers: WorkerMetricsSnapshot[], info: ProcessInf
         m.count += r.count;
         for (let i = 0; i < r.buckets.length; i++) m.buckets[i] += r.buckets[i];
         for (const [e, n] of Object.entries(r.errors)) add(m.errors, e, n);
+        m.hdr.add(r.hdr);
       }
     }
     for (const t of w.tcp) {
@@ -103,6 +109,12 @@ export function renderMetrics(workers: WorkerMetricsSnapshot[], info: ProcessInf
     out.push(`response_latency_ms_bucket{${m.labels},le="+Inf"} ${cum}`);
     out.push(`response_latency_ms_sum{${m.labels}} ${round(m.sumMs)}`);
     out.push(`response_latency_ms_count{${m.labels}} ${m.count}`);
+  }
+
+  family('response_latency_percentile_ms', 'gauge', 'Response latency percentiles since start, from hdr histograms merged across workers (exact to 1%, no bucket interpolation).');
+  for (const m of resp.values()) {
+    if (m.count === 0) continue;
+    for (const q of QUANTILES) out.push(`response_latency_percentile_ms{${m.labels},quantile="${q}"} ${round(m.hdr.percentileMs(q * 100))}`);
   }
 
   family('response_errors_total', 'counter', 'Failed responses by the proxy error that caused them.');

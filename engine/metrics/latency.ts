@@ -1,5 +1,6 @@
-// Latency recording with hdr-histogram-js, exported as Prometheus buckets in Linkerd's layout
-// (response_latency_ms). Values are recorded in microseconds so that the sum keeps sub-ms precision.
+// Latency recording: every sample goes into an hdr-histogram-js histogram (microseconds, 2
+// significant digits), which the supervisor merges across workers for exact percentiles, and into
+// exact counters of Linkerd's response_latency_ms buckets for the Prometheus histogram.
 
 // The package index also compiles a WebAssembly build at load time (about 14 MB of RSS per thread),
 // so only the plain Int32 implementation is loaded.
@@ -40,5 +41,32 @@ export class LatencyHistogram {
 
   percentileMs(p: number): number {
     return this.h.getValueAtPercentile(p) / 1000;
+  }
+
+  /** The recorded distribution as flat [valueUs, count, ...] pairs, for merging in another thread. */
+  exportPairs(): number[] {
+    const out: number[] = [];
+    if (this.count === 0) return out;
+    const it = this.h.recordedValuesIterator;
+    it.reset();
+    while (it.hasNext()) {
+      const v = it.next();
+      out.push(v.valueIteratedTo, v.countAtValueIteratedTo);
+    }
+    return out;
+  }
+}
+
+/** Merges exported distributions (from several workers) and reads percentiles of the whole. */
+export class MergedLatency {
+  private readonly h = new Int32Histogram(1, HIGHEST_US, 2);
+
+  add(pairs: readonly number[]): void {
+    for (let i = 0; i + 1 < pairs.length; i += 2) this.h.recordValueWithCount(Math.min(pairs[i], HIGHEST_US), pairs[i + 1]);
+  }
+
+  /** The value (ms) at a percentile in 0..100; 0 when empty. */
+  percentileMs(p: number): number {
+    return this.h.totalCount === 0 ? 0 : this.h.getValueAtPercentile(p) / 1000;
   }
 }

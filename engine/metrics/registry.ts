@@ -62,6 +62,8 @@ export interface ResponseSnapshot {
   success: number;
   failure: number;
   buckets: number[];
+  /** The hdr distribution as [valueUs, count] pairs (merged in the supervisor for percentiles). */
+  hdr: number[];
   sumMs: number;
   count: number;
   errors: Record<string, number>;
@@ -170,6 +172,7 @@ export class MetricsRegistry {
           success: r.success,
           failure: r.failure,
           buckets: r.latency.bucketCounts(),
+          hdr: r.latency.exportPairs(),
           sumMs: r.latency.sumUs / 1000,
           count: r.latency.count,
           errors: Object.fromEntries(r.errors),

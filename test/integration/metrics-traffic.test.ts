@@ -116,6 +116,11 @@ describe('metrics after known traffic (2 workers)', { timeout: 60_000 }, () => {
       for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i] >= buckets[i - 1], `buckets of ${status} are cumulative`);
       const ms = sum('response_latency_ms_sum', { status_code: status });
       assert.ok(ms > 0 && ms < n * 5000, `latency sum of ${status}: ${ms} ms`);
+      // Percentiles from the hdr histograms merged across both workers: ordered, and inside the
+      // range the buckets allow.
+      const q = (x: string): number => sum('response_latency_percentile_ms', { status_code: status, quantile: x });
+      assert.ok(q('0.5') > 0 && q('0.5') <= q('0.9') && q('0.9') <= q('0.99') && q('0.99') <= q('0.999'), `percentiles of ${status}`);
+      assert.ok(q('0.999') <= ms, `p99.9 of ${status} within the sum`);
     }
     assert.equal(sum('inflight_requests'), 0);
 

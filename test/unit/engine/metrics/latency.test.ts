@@ -2,7 +2,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LATENCY_BUCKETS_MS, LatencyHistogram } from '../../../../engine/metrics/latency';
+import { LATENCY_BUCKETS_MS, LatencyHistogram, MergedLatency } from '../../../../engine/metrics/latency';
 
 const INF = LATENCY_BUCKETS_MS.length;
 const bucketOf = (le: number): number => {
@@ -90,4 +90,19 @@ test('percentiles stay within the histogram precision', () => {
   for (let i = 1; i <= 1000; i++) h.recordMs(i);
   assert.ok(Math.abs(h.percentileMs(50) - 500) <= 5, String(h.percentileMs(50)));
   assert.ok(Math.abs(h.percentileMs(99) - 990) <= 10, String(h.percentileMs(99)));
+});
+
+test('exported distributions merge into exact percentiles of the whole', () => {
+  const a = new LatencyHistogram();
+  const b = new LatencyHistogram();
+  // Worker a saw 900 fast responses (1 ms), worker b 100 slow ones (200 ms).
+  for (let i = 0; i < 900; i++) a.recordMs(1);
+  for (let i = 0; i < 100; i++) b.recordMs(200);
+  const m = new MergedLatency();
+  m.add(a.exportPairs());
+  m.add(b.exportPairs());
+  assert.ok(Math.abs(m.percentileMs(50) - 1) < 0.02, `p50 ${m.percentileMs(50)}`);
+  assert.ok(Math.abs(m.percentileMs(90) - 1) < 0.02, `p90 ${m.percentileMs(90)}`);
+  assert.ok(Math.abs(m.percentileMs(95) - 200) < 2.5, `p95 ${m.percentileMs(95)}`);
+  assert.equal(new MergedLatency().percentileMs(99), 0);
 });
