@@ -116,7 +116,6 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
         if (this.buf === null) {
           this.buf = chunk;
           this.h.reset(0);
-          this.headStartMs = this.ctx.clock.now();
         } else {
           this.buf = Buffer.concat([this.buf, chunk]);
         }
@@ -146,6 +145,8 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     const h = this.h;
     const end = parseHead(buf, h, true, this.lr.http.maxHeadBytes);
     if (end === NEED_MORE) {
+      // The slow-head clock starts when a head is first seen incomplete (no clock read per request).
+      if (this.headStartMs < 0) this.headStartMs = this.ctx.clock.now();
       if (this.endedByClient) {
         // The client half-closed: this head can never complete.
         this.phase = Phase.Closed;
@@ -429,7 +430,9 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     const stats = this.stats!;
     const rs = stats.response(status);
     this.responseStats = rs;
-    rs.latency.recordMs(this.ctx.clock.now() - this.reqStartMs);
+    const now = this.ctx.clock.now();
+    this.lastActiveMs = now;
+    rs.latency.recordMs(now - this.reqStartMs);
     if (status === 101) {
       writeHead(sock, buf, h, CONNECTION_UPGRADE, h.upgradeField);
       this.enterTunnel();
@@ -492,7 +495,8 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
       return;
     }
     up.release();
-    if (reusable) up.endpoint.putIdle(up, this.ctx.clock.now());
+    // lastActiveMs was set when the response head arrived: close enough for idle timeouts.
+    if (reusable) up.endpoint.putIdle(up, this.lastActiveMs);
     else up.close();
     this.endExchange();
   }
@@ -504,12 +508,10 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
       return;
     }
     this.phase = Phase.Head;
-    this.lastActiveMs = this.ctx.clock.now();
     this.waitingUpstreamDrain = false;
     this.resume();
     if (this.buf !== null) {
       this.h.reset(0);
-      this.headStartMs = this.lastActiveMs;
       this.processHeads();
     } else if (this.endedByClient) {
       this.phase = Phase.Closed;
@@ -655,7 +657,7 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
       s = e = 0;
     }
     const prev = this.hostBuf;
-    if (prev !== null && e - s === this.hostEnd - this.hostStart && (e === s || prev.compare(buf, s, e, this.hostStart, this.hostEnd) === 0)) {
+    if (prev !== null && e - s === this.hostEnd - this.hostStart && sameBytes(prev, this.hostStart, buf, s, e - s)) {
       return;
     }
     this.hostBuf = buf;
@@ -748,6 +750,13 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
   openBytes(): void {
     // Client bytes are counted by the engine, upstream bytes by the upstream connection.
   }
+}
+
+/** Byte equality of two short ranges (a JS loop beats a call into C++ for a host name). */
+function sameBytes(a: Buffer, as: number, b: Buffer, bs: number, n: number): boolean {
+  if (n > 64) return a.compare(b, bs, bs + n, as, as + n) === 0;
+  for (let i = 0; i < n; i++) if (a[as + i] !== b[bs + i]) return false;
+  return true;
 }
 
 function hostWithoutPort(authority: string): string {
