@@ -1,5 +1,8 @@
-#!/usr/bin/env -S node --max-semi-space-size=1
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=1
 // The `bowline` command: parses arguments and hands over to the pieces that do the work.
+// The interpreter line keeps memory lean, each setting measured under load (perf/README.md): a 1 MB
+// young generation semi-space (about 3 MB less peak RSS, no throughput change) and at most two malloc
+// arenas (about 0.5-1 MB less).
 
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';

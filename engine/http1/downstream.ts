@@ -29,6 +29,8 @@ const enum Phase {
 /** Pipelined bytes buffered while a request is in flight before the client is paused. */
 const MAX_STASH_BYTES = 64 * 1024;
 
+const EMPTY = Buffer.alloc(0);
+
 const METHOD_NAMES = ['', 'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'];
 
 export class Http1Downstream implements ExchangeOwner, TrackedConnection {
@@ -420,9 +422,8 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     void end;
     const status = h.statusCode;
     const interim = status < 200 && status !== 101;
-    const sock = this.socket;
     if (interim) {
-      writeHead(sock, buf, h, null);
+      this.writeFromUpstream(composeHead(buf, h, null));
       return;
     }
     this.status = status;
@@ -434,12 +435,12 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     this.lastActiveMs = now;
     rs.latency.recordMs(now - this.reqStartMs);
     if (status === 101) {
-      writeHead(sock, buf, h, CONNECTION_UPGRADE, h.upgradeField);
+      this.writeFromUpstream(composeHead(buf, h, CONNECTION_UPGRADE, h.upgradeField));
       this.enterTunnel();
       return;
     }
     if (this.h.method === Method.Connect && status < 300) {
-      writeHead(sock, buf, h, null);
+      this.writeFromUpstream(composeHead(buf, h, null));
       this.enterTunnel();
       return;
     }
@@ -460,10 +461,29 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     if (head !== null) {
       this.pendingHead = null;
       const joined = joinHeadAndBody(head, chunk);
-      if (joined !== null) return this.socket.write(joined);
-      this.socket.write(head);
+      if (joined !== null) return this.writeFromUpstream(joined);
+      this.writeFromUpstream(head);
     }
-    return this.socket.write(chunk);
+    return this.writeFromUpstream(chunk);
+  }
+
+  /**
+   * Writes bytes that may point into the upstream connection's read buffer. When the client does not
+   * take them at once, the rest still points there: the upstream stops reading until they are flushed
+   * (a write that returned false resumes on 'drain'; one that was only partly taken, on the callback
+   * of an empty write queued behind it).
+   */
+  private writeFromUpstream(b: Buffer): boolean {
+    const sock = this.socket;
+    const ok = sock.write(b);
+    if (sock.writableLength > 0) {
+      const up = this.up;
+      if (up !== null) {
+        up.pauseReading();
+        if (ok) sock.write(EMPTY, () => up.resumeReading());
+      }
+    }
+    return ok;
   }
 
   /** End of one upstream read: a head still held (its body comes later, or never) goes out now. */
@@ -471,7 +491,7 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     const head = this.pendingHead;
     if (head !== null) {
       this.pendingHead = null;
-      if (!this.socket.write(head)) this.up?.pauseReading();
+      this.writeFromUpstream(head);
     }
   }
 
@@ -550,7 +570,7 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
   }
 
   onTunnelData(chunk: Buffer): boolean {
-    return this.socket.write(chunk);
+    return this.writeFromUpstream(chunk);
   }
 
   onTunnelEnd(): void {

@@ -27,6 +27,28 @@ before(async () => {
       req.on('end', () => res.end(String(n)));
       return;
     }
+    if (req.url!.startsWith('/pattern/')) {
+      // GET /pattern/N streams N bytes of a known pattern (byte i = i mod 251) in odd-sized writes,
+      // chunked, so that a byte moved, repeated or overwritten anywhere shows.
+      const total = Number(req.url!.split('/')[2]);
+      res.writeHead(200);
+      let sent = 0;
+      const pump = (): void => {
+        while (sent < total) {
+          const n = Math.min(1000 + ((sent * 7) % 30_000), total - sent);
+          const b = Buffer.allocUnsafe(n);
+          for (let i = 0; i < n; i++) b[i] = (sent + i) % 251;
+          sent += n;
+          if (!res.write(b)) {
+            res.once('drain', pump);
+            return;
+          }
+        }
+        res.end();
+      };
+      pump();
+      return;
+    }
     // GET /bytes/N streams N bytes with back-pressure.
     const total = Number(req.url!.split('/')[2]);
     res.writeHead(200, { 'content-length': total });
@@ -142,4 +164,32 @@ test('a client that stops reading holds the upstream back (no buffering in the p
   }
   s.destroy();
   assert.ok(total >= expected, `received ${total}`);
+});
+
+test('a download read in fits and starts arrives byte for byte (no read buffer reused too early)', { timeout: 60_000 }, async () => {
+  const total = 48 * 1024 * 1024;
+  const bad = await new Promise<string>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: proxy.ports.proxy, path: `/pattern/${total}` }, (res) => {
+      let pos = 0;
+      let reads = 0;
+      res.on('data', (d: Buffer) => {
+        for (let i = 0; i < d.length; i++) {
+          if (d[i] !== (pos + i) % 251) {
+            res.destroy();
+            resolve(`byte ${pos + i} is ${d[i]}, expected ${(pos + i) % 251}`);
+            return;
+          }
+        }
+        pos += d.length;
+        // Stall now and then, so that the proxy's writes to us go partial and wait.
+        if (++reads % 40 === 0) {
+          res.pause();
+          setTimeout(() => res.resume(), 30);
+        }
+      });
+      res.on('end', () => resolve(pos === total ? '' : `got ${pos} of ${total} bytes`));
+      res.on('error', reject);
+    }).on('error', reject);
+  });
+  assert.equal(bad, '');
 });
