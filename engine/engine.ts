@@ -148,12 +148,20 @@ export class Engine implements ProxyContext {
     t.open++;
     this.clients.set(socket, t);
     this.onClientCountChange?.(this.clients.size);
+    // The close label names the socket error (ECONNRESET, EPIPE, ...), as Linkerd's errno label does.
+    let errno = '';
+    socket.once('error', (e: NodeJS.ErrnoException) => {
+      errno = e.code ?? 'error';
+    });
     socket.once('close', (hadError: boolean) => {
       t.open--;
       t.closed++;
       t.readBytes += socket.bytesRead;
       t.writeBytes += socket.bytesWritten;
-      if (hadError) t.closeErrors.set('error', (t.closeErrors.get('error') ?? 0) + 1);
+      if (hadError || errno !== '') {
+        const k = errno || 'error';
+        t.closeErrors.set(k, (t.closeErrors.get(k) ?? 0) + 1);
+      }
       this.clients.delete(socket);
       this.onClientCountChange?.(this.clients.size);
     });

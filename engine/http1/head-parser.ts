@@ -434,6 +434,8 @@ function finishRequest(h: HeadInfo): ErrorCode {
 function finishResponse(h: HeadInfo): ErrorCode {
   // Body framing that depends on the request (HEAD, CONNECT) and status (1xx, 204, 304) is applied by
   // the caller; here only the message's own framing headers are checked.
+  // A 1.0 response with Transfer-Encoding has faulty framing (RFC 9112 section 6.1): never forward it.
+  if (h.hasTransferEncoding && h.versionMinor === 0) return ErrorCode.BadTransferEncoding;
   if (h.hasTransferEncoding) {
     if (h.contentLength !== -1) return ErrorCode.ContentLengthWithTransferEncoding;
     h.bodyKind = h.chunked ? BodyKind.Chunked : BodyKind.UntilClose;

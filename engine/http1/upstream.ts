@@ -8,7 +8,7 @@ import type { Endpoint, Poolable } from '../pool/endpoint';
 import type { TcpStats } from '../metrics/registry';
 import type { ProxyContext, TrackedConnection } from '../context';
 import { ChunkedScanner } from './chunked-scanner';
-import { BodyKind, ConnFlag, HeadInfo, NEED_MORE, parseHead, PARSE_ERROR } from './head-parser';
+import { BodyKind, ConnFlag, HeadInfo, markConnectionNamedFields, NEED_MORE, parseHead, PARSE_ERROR } from './head-parser';
 
 /** What an upstream connection calls back on the downstream that owns the current exchange. */
 export interface ExchangeOwner {
@@ -68,6 +68,7 @@ export class Http1Upstream implements Poolable, TrackedConnection {
   private keepAlive = true;
   private readingPaused = false;
   private closedCounted = false;
+  private closeErrno = '';
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -93,7 +94,10 @@ export class Http1Upstream implements Poolable, TrackedConnection {
     });
 
     s.on('end', () => this.onEnd());
-    s.on('error', () => this.onClose(true));
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      this.closeErrno = e.code ?? 'error';
+      this.onClose(true);
+    });
     s.on('close', () => this.onClose(false));
     s.on('drain', () => {
       if (this.owner !== null) this.owner.onUpstreamDrain();
@@ -206,6 +210,7 @@ export class Http1Upstream implements Poolable, TrackedConnection {
       }
       const owner = this.owner!;
       const status = h.statusCode;
+      if ((h.conn & ConnFlag.Other) !== 0) markConnectionNamedFields(buf, h);
       if (status < 200 && status !== 101) {
         // Interim response (100 Continue, 103 Early Hints): forward and wait for the final one.
         owner.onResponseHead(buf, h, end);
@@ -326,7 +331,7 @@ export class Http1Upstream implements Poolable, TrackedConnection {
       t.closed++;
       t.readBytes += this.socket.bytesRead;
       t.writeBytes += this.socket.bytesWritten;
-      if (isError) t.closeErrors.set('error', (t.closeErrors.get('error') ?? 0) + 1);
+      if (isError) t.closeErrors.set(this.closeErrno || 'error', (t.closeErrors.get(this.closeErrno || 'error') ?? 0) + 1);
       this.ctx.untrack(this);
     }
     const phase = this.phase;

@@ -42,7 +42,8 @@ export class CompiledRoute {
     this.anyHost = r.hostnames.length === 0;
     this.matches = r.matches.map((m) => ({
       pathKind: m.path === undefined ? 0 : m.path.kind === 'prefix' ? 1 : 2,
-      path: Buffer.from(m.path?.value ?? '', 'latin1'),
+      // A trailing slash of a PathPrefix is not significant (Gateway API: "/abc/" matches "/abc").
+      path: Buffer.from(m.path !== undefined && m.path.kind === 'prefix' && m.path.value.length > 1 ? m.path.value.replace(/\/+$/, '') : m.path?.value ?? '', 'latin1'),
       method: m.method,
       headers: m.headers.map((hm) => ({ ...hm, re: hm.kind === 'regex' ? new RegExp(`^(?:${hm.value})$`) : undefined })),
     }));

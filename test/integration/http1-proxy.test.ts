@@ -243,3 +243,28 @@ describe('tunnels', () => {
     s.destroy();
   });
 });
+
+describe('responses', () => {
+  test('response fields named by Connection (and Keep-Alive) are not forwarded to the client', async () => {
+    const up = await rawServer((s) =>
+      s.write('HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nKeep-Alive: timeout=5\r\nX-Hop: secret\r\nX-Keep: yes\r\ncontent-length: 2\r\n\r\nok'),
+    );
+    fs.writeFileSync(
+      path.join(dir, 'resp.yaml'),
+      `listeners: [{ name: l, address: 127.0.0.1:0, defaultService: s }]\nservices: [{ name: s, endpoints: [{ address: 127.0.0.1:${up.port} }] }]\n`,
+    );
+    const p = await startProxy(['--config', path.join(dir, 'resp.yaml'), '--workers', '1']);
+    try {
+      const raw = await rawRequest(p.ports.l, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+      const [res] = parseResponses(raw.data);
+      assert.equal(res.status, 200);
+      assert.equal(res.body.toString(), 'ok');
+      assert.equal(res.headers['x-keep'], 'yes');
+      assert.equal(res.headers['x-hop'], undefined);
+      assert.equal(res.headers['keep-alive'], undefined);
+    } finally {
+      await p.stop();
+      await close(up.server);
+    }
+  });
+});

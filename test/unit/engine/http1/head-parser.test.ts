@@ -653,3 +653,8 @@ describe('incremental parsing', () => {
     assert.equal(h.find(buf, 'x-b'), 1);
   });
 });
+
+test('an HTTP/1.0 response with Transfer-Encoding has faulty framing and is refused', () => {
+  bad('HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n', ErrorCode.BadTransferEncoding, false);
+  ok('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n', false);
+});

@@ -263,3 +263,13 @@ describe('backends', () => {
     assert.equal(r.requestTimeoutMs, 1500);
   });
 });
+
+test('a trailing slash of a PathPrefix is not significant (Gateway API)', () => {
+  const r = route('slash', { matches: [m({ kind: 'prefix', value: '/api/' })] });
+  assert.equal(matches(r, request('GET', '/api')), true);
+  assert.equal(matches(r, request('GET', '/api/')), true);
+  assert.equal(matches(r, request('GET', '/api/v1')), true);
+  assert.equal(matches(r, request('GET', '/apix')), false);
+  const root = route('root', { matches: [m({ kind: 'prefix', value: '/' })] });
+  assert.equal(matches(root, request('GET', '/anything')), true);
+});
