@@ -11,6 +11,7 @@ import type { EngineSnapshot } from './config/snapshot';
 import type { ListenerRuntime, ProxyContext, TrackedConnection } from './context';
 import { Detected, detectProtocol, DETECT_MAX_BYTES } from './detect';
 import { Http1Downstream } from './http1/downstream';
+import { Inbound } from './io/inbound';
 import { MetricsRegistry, type TcpStats, type WorkerMetricsSnapshot } from './metrics/registry';
 import { Endpoint, endpointKey } from './pool/endpoint';
 import { CompiledRoute, RouteTable } from './router/route-table';
@@ -137,12 +138,28 @@ export class Engine implements ProxyContext {
   }
 
   /** Takes an accepted client socket of the named listener. */
-  handleConnection(listenerName: string, socket: net.Socket): void {
+  handleConnection(listenerName: string, accepted: net.Socket): void {
     const lr = this.listeners.get(listenerName);
     if (lr === undefined || this.draining) {
-      socket.destroy();
+      accepted.destroy();
       return;
     }
+    this.serve(listenerName, lr, Inbound.adopt(accepted, true));
+  }
+
+  /** Takes an accepted handle of the named listener (see Inbound.acceptHandles). */
+  handleAcceptedHandle(listenerName: string, handle: unknown): void {
+    const inbound = Inbound.fromHandle(handle, true);
+    const lr = this.listeners.get(listenerName);
+    if (lr === undefined || this.draining) {
+      inbound.socket.destroy();
+      return;
+    }
+    this.serve(listenerName, lr, inbound);
+  }
+
+  private serve(listenerName: string, lr: ListenerRuntime, inbound: Inbound): void {
+    const socket = inbound.socket;
     const t = lr.srcTcp;
     t.opened++;
     t.open++;
@@ -167,30 +184,30 @@ export class Engine implements ProxyContext {
     });
     socket.setNoDelay(true);
     if (lr.opaque) {
-      new TcpForward(this, socket, lr, lr.defaultCluster, null);
+      new TcpForward(this, inbound, lr, lr.defaultCluster, null);
     } else if (lr.snapshot.protocol === 'http1') {
-      new Http1Downstream(this, socket, lr, listenerName).start(null);
+      new Http1Downstream(this, inbound, lr, listenerName).start(null);
     } else {
-      this.detect(listenerName, lr, socket);
+      this.detect(listenerName, lr, inbound);
     }
   }
 
-  private detect(listenerName: string, lr: ListenerRuntime, socket: net.Socket): void {
+  private detect(listenerName: string, lr: ListenerRuntime, inbound: Inbound): void {
+    const socket = inbound.socket;
     let seen: Buffer | null = null;
     this.detecting.set(socket, listenerName);
     const decide = (kind: Detected, ended = false): void => {
       this.detecting.delete(socket);
-      socket.removeListener('data', onData);
+      inbound.sink = () => {};
       socket.removeListener('timeout', onTimeout);
       socket.removeListener('error', onError);
       socket.removeListener('end', onEnd);
       socket.setTimeout(0);
       if (kind === Detected.Http1) {
-        new Http1Downstream(this, socket, lr, listenerName).start(seen, ended);
+        new Http1Downstream(this, inbound, lr, listenerName).start(seen, ended);
       } else {
         // HTTP/2 and TLS are forwarded opaquely until their handlers exist.
-        socket.pause();
-        new TcpForward(this, socket, lr, lr.defaultCluster, seen, ended);
+        new TcpForward(this, inbound, lr, lr.defaultCluster, seen, ended);
       }
     };
     // A client that closes before deciding: nothing sent means nothing to forward (a health check,
@@ -205,10 +222,15 @@ export class Engine implements ProxyContext {
     };
     const onData = (chunk: Buffer): void => {
       try {
-        seen = seen === null ? chunk : Buffer.concat([seen, chunk]);
-        const kind = detectProtocol(seen);
-        if (kind !== Detected.NeedMore) decide(kind);
-        else if (seen.length >= DETECT_MAX_BYTES) decide(Detected.Opaque);
+        const data = seen === null ? chunk : Buffer.concat([seen, chunk]);
+        const kind = detectProtocol(data);
+        // Bytes kept for the next read are copied out of the socket's read buffer.
+        if (kind === Detected.NeedMore && data.length < DETECT_MAX_BYTES) {
+          seen = inbound.retain(data);
+          return;
+        }
+        seen = data;
+        decide(kind === Detected.NeedMore ? Detected.Opaque : kind);
       } catch (e) {
         this.internalError('detect', e);
         socket.destroy();
@@ -220,7 +242,7 @@ export class Engine implements ProxyContext {
       socket.destroy();
     };
     socket.on('end', onEnd);
-    socket.on('data', onData);
+    inbound.sink = onData;
     socket.on('error', onError);
     socket.on('timeout', onTimeout);
     socket.setTimeout(lr.snapshot.detectTimeoutMs);

@@ -1,5 +1,6 @@
 // Public surface of the engine (the data plane of one thread).
 export { Engine, type EngineOptions } from './engine';
+export { Inbound } from './io/inbound';
 export type { Clock } from './clock';
 export { systemClock } from './clock';
 export * from './config/snapshot';

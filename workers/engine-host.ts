@@ -4,7 +4,7 @@
 // shared socket very unevenly (splits like 7/44 and 0/51 were measured).
 
 import * as net from 'node:net';
-import { Engine, type EngineSnapshot, type WorkerMetricsSnapshot } from '../engine';
+import { Engine, type EngineSnapshot, Inbound, type WorkerMetricsSnapshot } from '../engine';
 import type { ListenerFd } from './messages';
 import type { NativeSocket } from './native-socket';
 
@@ -94,8 +94,11 @@ export class EngineHost {
 
   private startServer(a: Accepting): void {
     if (a.server !== null) return;
-    const server = net.createServer({ allowHalfOpen: true, noDelay: true });
+    // Accepted paused, so that the engine can give each socket a read buffer of its own (Inbound).
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true });
     server.on('connection', (s: net.Socket) => this.engine.handleConnection(a.name, s));
+    // Accepted handles go straight to the engine, which wraps each in one socket with its own read buffer.
+    server.once('listening', () => Inbound.acceptHandles(server, (h) => this.engine.handleAcceptedHandle(a.name, h)));
     server.on('error', (e) => this.o.log('error', `listener ${a.name}: ${e.message}`));
     if (a.fd < 0) server.listen({ host: a.host, port: a.port, backlog: 4096 });
     else server.listen({ fd: this.o.native !== null ? this.o.native.dupFd(a.fd) : a.fd });

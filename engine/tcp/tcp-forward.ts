@@ -4,6 +4,7 @@
 import * as net from 'node:net';
 import type { Cluster } from '../cluster';
 import type { ListenerRuntime, ProxyContext, TrackedConnection } from '../context';
+import type { Inbound } from '../io/inbound';
 import type { TcpStats } from '../metrics/registry';
 
 export class TcpForward implements TrackedConnection {
@@ -13,9 +14,11 @@ export class TcpForward implements TrackedConnection {
   private readonly connectStartMs: number;
   private connected = false;
 
+  private readonly client: net.Socket;
+
   constructor(
     private readonly ctx: ProxyContext,
-    private readonly client: net.Socket,
+    inbound: Inbound,
     private readonly lr: ListenerRuntime,
     cluster: Cluster | null,
     first: Buffer | null,
@@ -23,6 +26,8 @@ export class TcpForward implements TrackedConnection {
     ended = false,
   ) {
     this.connectStartMs = ctx.clock.now();
+    const client = inbound.socket;
+    this.client = client;
     ctx.track(this);
     client.on('error', () => this.close());
     client.on('close', () => this.close());
@@ -43,11 +48,20 @@ export class TcpForward implements TrackedConnection {
     });
     up.on('error', () => this.close());
     up.on('close', () => this.close());
-    if (first !== null && first.length > 0) up.write(first);
+    // Client to upstream by hand (the client's chunks may live in its read buffer: see Inbound);
+    // upstream to client by pipe.
+    const forward = (chunk: Buffer): void => {
+      if (!up.write(chunk)) inbound.pause();
+      inbound.afterWrite(up);
+    };
+    up.on('drain', () => inbound.resume());
+    if (first !== null && first.length > 0) forward(first);
     if (ended) up.end();
-    else client.pipe(up);
+    else {
+      inbound.sink = forward;
+      client.on('end', () => up.end());
+    }
     up.pipe(client);
-    client.resume();
   }
 
   private connectTimeoutMs = 0;

@@ -1,0 +1,145 @@
+// How an accepted client socket's bytes reach its handler. Where possible the socket reads into a
+// buffer of its own (net's `onread`) instead of a fresh allocation per read: measured +15% requests/s
+// on a bare relay. A chunk is then valid only during the call that delivers it: a handler keeps
+// bytes across reads through retain(), and after writing a slice of a chunk to another socket it
+// calls afterWrite(), which stops reading until that socket has flushed the slice.
+
+import * as net from 'node:net';
+
+const READ_BUFFER_BYTES = 8 * 1024;
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Read buffers of closed connections, reused by new ones: each is memory outside the JS heap that
+ * would otherwise wait for a full GC, and under connection churn that showed as megabytes of RSS.
+ */
+const freeBuffers: Buffer[] = [];
+const MAX_FREE_BUFFERS = 256;
+
+function takeReadBuffer(): Buffer {
+  return freeBuffers.pop() ?? Buffer.allocUnsafe(READ_BUFFER_BYTES);
+}
+
+type Sink = (chunk: Buffer) => void;
+
+export class Inbound {
+  /** Where chunks go; handlers replace it as the connection moves on (detection, HTTP/1, TCP). */
+  sink: Sink = () => {};
+  /** Reads held back until writes of this connection's bytes to another socket are flushed. */
+  private holds = 0;
+  private pausedByOwner = false;
+  private closed = false;
+
+  private constructor(
+    readonly socket: net.Socket,
+    /** The read buffer when the socket reads into its own; null when chunks are fresh allocations. */
+    private readBuffer: Buffer | null,
+  ) {}
+
+  /**
+   * Takes over a just-accepted socket. Sockets accepted paused (pauseOnConnect) are re-created over
+   * the same handle with a read buffer of their own; others keep Node's per-read buffers ('data').
+   */
+  static adopt(accepted: net.Socket, allowHalfOpen: boolean): Inbound {
+    const handle = (accepted as unknown as { _handle: unknown })._handle;
+    if (accepted.isPaused() && handle !== null && handle !== undefined && !accepted.readableFlowing) {
+      // The first socket object lets go of the handle; destroying it keeps the server's count right.
+      (accepted as unknown as { _handle: unknown })._handle = null;
+      accepted.destroy();
+      return Inbound.fromHandle(handle, allowHalfOpen);
+    }
+    const inbound = new Inbound(accepted, null);
+    accepted.on('data', (chunk: Buffer) => inbound.sink(chunk));
+    return inbound;
+  }
+
+  /** A socket over an accepted handle (see acceptHandles), reading into a buffer of its own. */
+  static fromHandle(handle: unknown, allowHalfOpen: boolean): Inbound {
+    {
+      const readBuffer = takeReadBuffer();
+      let self: Inbound | null = null;
+      const socket = new net.Socket({
+        handle: handle as net.Socket['_handle' & keyof net.Socket],
+        allowHalfOpen,
+        readable: true,
+        writable: true,
+        onread: {
+          buffer: readBuffer,
+          callback: (n: number, buf: Uint8Array): boolean => {
+            self!.sink((buf as Buffer).subarray(0, n));
+            return true;
+          },
+        },
+      } as net.SocketConstructorOpts);
+      self = new Inbound(socket, readBuffer);
+      const inbound = self;
+      socket.once('close', () => {
+        inbound.closed = true;
+        inbound.recycle();
+      });
+      return self;
+    }
+  }
+
+  /**
+   * Makes a listening server hand its accepted handles to `onHandle` instead of wrapping each in a
+   * net.Socket first (which the engine would only throw away to re-wrap with a read buffer: one
+   * Socket object of garbage per connection, measured as RSS under churn). Returns false when the
+   * server's handle does not look as expected; the server then keeps emitting 'connection'.
+   */
+  static acceptHandles(server: net.Server, onHandle: (handle: unknown) => void): boolean {
+    const h = (server as unknown as { _handle?: { onconnection?: unknown } })._handle;
+    if (h === undefined || h === null || typeof h.onconnection !== 'function') return false;
+    h.onconnection = (err: number, clientHandle: unknown): void => {
+      if (err === 0 && clientHandle !== undefined && clientHandle !== null) onHandle(clientHandle);
+    };
+    return true;
+  }
+
+  /** `b` itself when it may be kept across reads, else a copy of it. */
+  retain(b: Buffer): Buffer {
+    return this.readBuffer !== null && b.buffer === this.readBuffer.buffer ? Buffer.from(b) : b;
+  }
+
+  /** True when `b` lies in the read buffer (valid only during the current delivery). */
+  isTransient(b: Buffer): boolean {
+    return this.readBuffer !== null && b.buffer === this.readBuffer.buffer;
+  }
+
+  /**
+   * Call after writing a slice of a delivered chunk to `dest`: when `dest` did not take it all, the
+   * rest still points into the read buffer, so reading stops until it is flushed.
+   */
+  afterWrite(dest: net.Socket): void {
+    if (this.readBuffer === null || dest.writableLength === 0) return;
+    this.holds++;
+    this.socket.pause();
+    dest.write(EMPTY, () => {
+      this.holds--;
+      if (this.holds === 0) {
+        if (this.closed) this.recycle();
+        else if (!this.pausedByOwner) this.socket.resume();
+      }
+    });
+  }
+
+  /** Gives the read buffer back once the socket is closed and no write still points into it. */
+  private recycle(): void {
+    const b = this.readBuffer;
+    if (b === null || this.holds !== 0 || !this.closed) return;
+    this.readBuffer = null;
+    this.sink = () => {};
+    if (freeBuffers.length < MAX_FREE_BUFFERS) freeBuffers.push(b);
+  }
+
+  /** Back-pressure from the handler (a full destination, too many pipelined bytes). */
+  pause(): void {
+    this.pausedByOwner = true;
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.pausedByOwner = false;
+    if (this.holds === 0) this.socket.resume();
+  }
+}
