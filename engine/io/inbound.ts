@@ -6,7 +6,7 @@
 
 import * as net from 'node:net';
 
-const READ_BUFFER_BYTES = 8 * 1024;
+const READ_BUFFER_BYTES = 4 * 1024;
 const EMPTY = Buffer.alloc(0);
 
 /**
