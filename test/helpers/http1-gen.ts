@@ -201,7 +201,8 @@ function build(
     const at = rng.int(specs.length + 1);
     specs.splice(at, 0, { name: caseMix(rng, 'content-length'), value: String(contentLength), drop: false });
     if (rng.chance(0.1)) specs.splice(rng.range(at + 1, specs.length), 0, { name: 'Content-Length', value: String(contentLength), drop: true });
-  } else if (framing === 2 && (versionMinor === 1 || !isRequest)) {
+  } else if (framing === 2 && versionMinor === 1) {
+    // Chunked only in 1.1 messages: a 1.0 message with Transfer-Encoding is refused (RFC 9112 6.1).
     chunked = true;
     body = genChunkedBody(rng, maxBody);
     const te = rng.pick(['chunked', 'Chunked', 'gzip, chunked', 'gzip,chunked', 'x-a;q=1, chunked']);

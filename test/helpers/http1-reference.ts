@@ -117,7 +117,8 @@ export function refParseHead(input: Buffer, isRequest: boolean, maxHeadBytes: nu
   if (isRequest) {
     if (versionMinor >= 1 && hosts === 0) return { kind: 'error' };
     if (hasTe && (contentLength !== -1 || !chunked || versionMinor === 0)) return { kind: 'error' };
-  } else if (hasTe && contentLength !== -1) {
+  } else if (hasTe && (contentLength !== -1 || versionMinor === 0)) {
+    // A 1.0 response with Transfer-Encoding has faulty framing (RFC 9112 section 6.1).
     return { kind: 'error' };
   }
   return { kind: 'ok', headStart: base, headEnd: pos, method, target, versionMinor, statusCode, fields, contentLength, chunked };
