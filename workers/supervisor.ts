@@ -116,7 +116,6 @@ export class Supervisor {
     this.snapshot = snapshot;
     if (this.workerCount === 1) {
       // Loaded only here, so that a threaded supervisor never loads the engine.
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { EngineHost: Host } = require('./engine-host') as typeof import('./engine-host');
       this.inline = new Host({ index: 0, native: null, log: this.opts.log });
       await this.applyInline(snapshot);
@@ -196,7 +195,6 @@ export class Supervisor {
       nativePath: this.native !== null ? nativeHelperPath() : '',
     };
     // worker_threads is loaded only when threads are used (it costs RSS the inline mode does not need).
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { Worker: WorkerThread } = require('node:worker_threads') as typeof import('node:worker_threads');
     const w = new WorkerThread(path.join(__dirname, 'engine-worker.js'), { workerData: data });
     slot.worker = w;
