@@ -6,7 +6,7 @@ import type { EngineSnapshot, SocketAddress } from '../engine';
 import { startAdminServer } from './admin-server';
 import type { ConfigWatcher } from './config/config-watcher';
 import { renderMetrics } from './metrics-render';
-import { Supervisor } from './supervisor';
+import { AckTimeoutError, Supervisor } from './supervisor';
 
 export interface ProxyRunOptions {
   /** A YAML config file, watched for changes; or `snapshot` for the one-line mode. */
@@ -74,6 +74,12 @@ export async function runProxy(o: ProxyRunOptions): Promise<RunningProxy> {
         reloads.applied++;
         log('info', 'config reloaded', { version: s.version });
       } catch (e) {
+        if (e instanceof AckTimeoutError) {
+          // Sent and in force; a worker is just slow to say so (config_info shows this version).
+          reloads.applied++;
+          log('warn', 'config reloaded; some workers were slow to acknowledge it', { version: s.version });
+          return;
+        }
         reloads.rejected++;
         log('error', 'config reload failed; the previous config stays in force', { error: (e as Error).message });
       }

@@ -49,6 +49,17 @@ export interface WorkerStatus {
 
 const MAX_WORKERS = 64;
 
+/**
+ * Some worker did not acknowledge a snapshot in time. The snapshot was sent and is the one in force
+ * (a slow worker applies it when it gets to its messages); it was not refused.
+ */
+export class AckTimeoutError extends Error {
+  override readonly name = 'AckTimeoutError';
+  constructor(readonly version: string) {
+    super(`workers did not acknowledge config ${version} in time`);
+  }
+}
+
 export class Supervisor {
   private readonly native: NativeSocket | null;
   private readonly nativeError: string;
@@ -257,7 +268,7 @@ export class Supervisor {
   private async waitForAcks(version: string): Promise<void> {
     const deadline = Date.now() + (this.opts.ackTimeoutMs ?? 10_000);
     while (!this.slots.every((s) => s.worker === null || s.ackedVersion === version)) {
-      if (Date.now() > deadline) throw new Error(`workers did not acknowledge config ${version} in time`);
+      if (Date.now() > deadline) throw new AckTimeoutError(version);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, 100);
         this.ackWaiters.push(() => {
