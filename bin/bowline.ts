@@ -22,6 +22,7 @@ Options:
   --listen HOST:PORT   one-line mode: listen here ...
   --to HOST:PORT[@Z]   ... and forward to this upstream (repeatable; @ZONE tags its zone)
   --zone ZONE          this proxy's zone (one-line mode)
+  --balancer KIND      p2c-ewma (default: P2C over peak-EWMA latency) or round-robin (one-line mode)
   --workers N          engine worker threads (default: one per core, ${availableParallelism()} here)
   --admin HOST:PORT    admin listener for /metrics /ready /live /config_dump (default 127.0.0.1:4191)
   --drain-grace-ms MS  on SIGTERM, how long in-flight requests may take (default 10000)
@@ -68,6 +69,7 @@ async function proxy(argv: string[]): Promise<void> {
       listen: { type: 'string' },
       to: { type: 'string', multiple: true },
       zone: { type: 'string' },
+      balancer: { type: 'string', default: 'p2c-ewma' },
       workers: { type: 'string' },
       admin: { type: 'string', default: '127.0.0.1:4191' },
       'drain-grace-ms': { type: 'string', default: '10000' },
@@ -93,7 +95,9 @@ async function proxy(argv: string[]): Promise<void> {
       const at = t.lastIndexOf('@');
       return at > 0 ? { address: addr('--to', t.slice(0, at)), zone: t.slice(at + 1) } : { address: addr('--to', t), zone: '' };
     });
-    snapshot = oneLineSnapshot({ listen: addr('--listen', values.listen, 0), to, zone: values.zone });
+    const balancer = values.balancer;
+    if (balancer !== 'p2c-ewma' && balancer !== 'round-robin') fail(`--balancer must be p2c-ewma or round-robin, got "${balancer}"`);
+    snapshot = oneLineSnapshot({ listen: addr('--listen', values.listen, 0), to, zone: values.zone, balancer });
   }
   try {
     const p = await runProxy({

@@ -7,7 +7,8 @@ import type * as net from 'node:net';
 import { createRoundRobinPicker } from './balance/picker';
 import { type Clock, systemClock } from './clock';
 import { Cluster } from './cluster';
-import type { EngineSnapshot } from './config/snapshot';
+import { DEFAULT_BALANCER, type EngineSnapshot } from './config/snapshot';
+import { P2cPeakEwmaPicker } from './balance/p2c';
 import type { ListenerRuntime, ProxyContext, TrackedConnection } from './context';
 import { Detected, detectProtocol, DETECT_MAX_BYTES } from './detect';
 import { Http1Downstream } from './http1/downstream';
@@ -24,12 +25,15 @@ export interface EngineOptions {
   sweepIntervalMs?: number;
   /** Called when the number of open client connections changes (for accept balancing). */
   onClientCountChange?: (open: number) => void;
+  /** Uniform [0, 1) randomness for balancing (default Math.random). */
+  rng?: () => number;
   /** Where internal errors are reported (default: stderr, at most one line per second). */
   log?: (level: 'info' | 'warn' | 'error', msg: string) => void;
 }
 
 export class Engine implements ProxyContext {
   readonly clock: Clock;
+  private readonly rng: () => number;
   readonly metrics = new MetricsRegistry();
   generation = 0;
   draining = false;
@@ -49,6 +53,7 @@ export class Engine implements ProxyContext {
 
   constructor(opts: EngineOptions = {}) {
     this.clock = opts.clock ?? systemClock;
+    this.rng = opts.rng ?? Math.random;
     this.workerId = opts.workerId ?? 0;
     this.onClientCountChange = opts.onClientCountChange;
     this.log = opts.log ?? ((level, msg) => process.stderr.write(`${level}: ${msg}\n`));
@@ -102,7 +107,11 @@ export class Engine implements ProxyContext {
         endpoints.set(key, ep);
         eps.push(ep);
       }
-      clusters.set(svc.name, new Cluster(svc.name, eps, createRoundRobinPicker(eps), svc.connectTimeoutMs, svc));
+      const picker =
+        (svc.balancer ?? DEFAULT_BALANCER) === 'round-robin'
+          ? createRoundRobinPicker(eps)
+          : new P2cPeakEwmaPicker(eps, { clock: this.clock, rng: this.rng });
+      clusters.set(svc.name, new Cluster(svc.name, eps, picker, svc.connectTimeoutMs, svc));
     }
     for (const [key, ep] of this.endpoints) {
       if (!endpoints.has(key)) {

@@ -1,7 +1,7 @@
 // Power of two choices over peak-EWMA cost (Linkerd's balancer): pick two distinct endpoints at
 // random and take the cheaper, where cost = latency estimate x (requests in flight + 1). Clock and
-// randomness are injected so that tests are deterministic. Not wired into the engine yet: the
-// balancing issue adds the RTT feedback from the exchange and the --balancer option.
+// randomness are injected so that tests are deterministic. The exchange feeds the round-trip time
+// to the first response byte back through observe().
 
 import type { Clock } from '../clock';
 import type { Endpoint } from '../pool/endpoint';
@@ -17,8 +17,6 @@ export interface P2cOptions {
 }
 
 export class P2cPeakEwmaPicker implements Picker {
-  private readonly ewma = new Map<Endpoint, PeakEwma>();
-
   constructor(
     private readonly endpoints: readonly Endpoint[],
     private readonly o: P2cOptions,
@@ -48,10 +46,10 @@ export class P2cPeakEwmaPicker implements Picker {
   }
 
   private stateOf(e: Endpoint): PeakEwma {
-    let s = this.ewma.get(e);
-    if (s === undefined) {
+    let s = e.ewma;
+    if (s === null) {
       s = new PeakEwma(this.o.clock.now(), this.o.tauMs ?? DEFAULT_TAU_MS, this.o.initialRttMs ?? DEFAULT_RTT_MS);
-      this.ewma.set(e, s);
+      e.ewma = s;
     }
     return s;
   }

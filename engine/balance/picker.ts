@@ -7,6 +7,8 @@ import { WeightedRotation } from './weighted-rotation';
 export interface Picker {
   /** An endpoint for the next request, or null when there is none. */
   pick(): Endpoint | null;
+  /** Latency feedback: the time from request sent to first response byte (balancers that use it). */
+  observe?(e: Endpoint, rttMs: number): void;
 }
 
 /** Round-robin by weight over the endpoints (see WeightedRotation). */

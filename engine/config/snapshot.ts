@@ -42,11 +42,18 @@ export interface PoolSettings {
   idleTimeoutMs: number;
 }
 
+/** How a service picks an endpoint: P2C over peak-EWMA cost (Linkerd's default), or plain weighted round-robin. */
+export type BalancerKind = 'p2c-ewma' | 'round-robin';
+
+export const DEFAULT_BALANCER: BalancerKind = 'p2c-ewma';
+
 export interface ServiceSnapshot {
   name: string;
   endpoints: EndpointSnapshot[];
   pool: PoolSettings;
   connectTimeoutMs: number;
+  /** Default p2c-ewma. */
+  balancer?: BalancerKind;
 }
 
 export type PathMatch =

@@ -471,7 +471,13 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     this.responseStats = rs;
     const now = this.ctx.clock.now();
     this.lastActiveMs = now;
-    rs.latency.recordMs(now - this.reqStartMs);
+    const rttMs = now - this.reqStartMs;
+    rs.latency.recordMs(rttMs);
+    // Latency feedback for the balancer (nothing to balance with a single endpoint).
+    const cluster = this.cluster;
+    if (cluster !== null && cluster.endpoints.length > 1 && cluster.picker.observe !== undefined && this.endpoint !== null) {
+      cluster.picker.observe(this.endpoint, rttMs);
+    }
     if (status === 101) {
       this.writeFromUpstream(composeHead(buf, h, CONNECTION_UPGRADE, h.upgradeField));
       this.enterTunnel();

@@ -2,6 +2,7 @@
 // and survive config reloads, so that a reload keeps warm connections.
 
 import type { PoolSettings } from '../config/snapshot';
+import type { PeakEwma } from '../balance/peak-ewma';
 
 /** What the pool needs of a pooled connection. */
 export interface Poolable {
@@ -22,6 +23,8 @@ export class Endpoint<C extends Poolable = Poolable> {
   inFlight = 0;
   /** False once a reload removed it: its connections close when they go idle. */
   live = true;
+  /** Latency estimate for P2C (kept on the endpoint, so that it survives config reloads). */
+  ewma: PeakEwma | null = null;
 
   constructor(
     readonly host: string,

@@ -1,7 +1,7 @@
 // The snapshot of the one-line mode: `bowline proxy --listen HOST:PORT --to HOST:PORT [...]`:
 // one HTTP-detecting listener whose every request (and any opaque stream) goes to one service.
 
-import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_DETECT_TIMEOUT_MS, DEFAULT_HTTP_SETTINGS, DEFAULT_POOL_SETTINGS, type EngineSnapshot, type SocketAddress } from '../../engine/config/snapshot';
+import { type BalancerKind, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_DETECT_TIMEOUT_MS, DEFAULT_HTTP_SETTINGS, DEFAULT_POOL_SETTINGS, type EngineSnapshot, type SocketAddress } from '../../engine/config/snapshot';
 
 export interface OneLineOptions {
   listen: SocketAddress;
@@ -9,6 +9,7 @@ export interface OneLineOptions {
   to: { address: SocketAddress; zone: string }[];
   zone?: string;
   version?: string;
+  balancer?: BalancerKind;
 }
 
 export function oneLineSnapshot(o: OneLineOptions): EngineSnapshot {
@@ -34,6 +35,7 @@ export function oneLineSnapshot(o: OneLineOptions): EngineSnapshot {
         endpoints: o.to.map((t) => ({ address: t.address, zone: t.zone, weight: 1 })),
         pool: { ...DEFAULT_POOL_SETTINGS },
         connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
+        balancer: o.balancer,
       },
     ],
     routes: [{ name: 'default', hostnames: [], matches: [], backends: [{ service: 'upstream', weight: 1 }], requestTimeoutMs: 0 }],

@@ -36,6 +36,7 @@ export interface ServiceConfig {
   name: string;
   endpoints: { address: string; zone?: string; weight?: number }[];
   connectTimeoutMs?: number;
+  balancer?: 'p2c-ewma' | 'round-robin';
   pool?: { maxIdlePerEndpoint?: number; idleTimeoutMs?: number };
 }
 
@@ -193,6 +194,7 @@ export const CONFIG_FILE_SCHEMA = {
             },
           },
           connectTimeoutMs: DURATION_MS,
+          balancer: { type: 'string', enum: ['p2c-ewma', 'round-robin'] },
           pool: {
             type: 'object',
             additionalProperties: false,

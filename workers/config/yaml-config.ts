@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parseSocketAddress } from './socket-address';
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { LineCounter, parseDocument } from 'yaml';
-import {
+import { DEFAULT_BALANCER,
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_DETECT_TIMEOUT_MS,
   DEFAULT_HTTP_SETTINGS,
@@ -313,6 +313,7 @@ function translate(file: ConfigFile, version: string): Translation {
     })),
     pool: { ...DEFAULT_POOL_SETTINGS, ...svc.pool },
     connectTimeoutMs: svc.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    balancer: svc.balancer ?? DEFAULT_BALANCER,
   }));
 
   const routes: RouteSnapshot[] = [];

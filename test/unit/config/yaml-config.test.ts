@@ -46,6 +46,7 @@ services:
         weight: 3
       - address: web-b.internal:8081
     connectTimeoutMs: 250
+    balancer: round-robin
     pool: { maxIdlePerEndpoint: 16, idleTimeoutMs: 5000 }
   - name: canary
     endpoints: []
@@ -121,19 +122,22 @@ const EXPECTED: EngineSnapshot = {
       ],
       pool: { maxIdlePerEndpoint: 16, idleTimeoutMs: 5000 },
       connectTimeoutMs: 250,
+      balancer: 'round-robin',
     },
-    { name: 'canary', endpoints: [], pool: { ...DEFAULT_POOL_SETTINGS }, connectTimeoutMs: 1000 },
+    { name: 'canary', endpoints: [], pool: { ...DEFAULT_POOL_SETTINGS }, connectTimeoutMs: 1000, balancer: 'p2c-ewma' },
     {
       name: 'api',
       endpoints: [{ address: { host: 'fd00::1', port: 9090 }, zone: '', weight: 1 }],
       pool: { ...DEFAULT_POOL_SETTINGS },
       connectTimeoutMs: 1000,
+      balancer: 'p2c-ewma',
     },
     {
       name: 'db',
       endpoints: [{ address: { host: '10.0.0.5', port: 3306 }, zone: '', weight: 1 }],
       pool: { ...DEFAULT_POOL_SETTINGS },
       connectTimeoutMs: 1000,
+      balancer: 'p2c-ewma',
     },
   ],
   routes: [
