@@ -124,7 +124,7 @@ async function demo(): Promise<void> {
   handleSignals(p, () => servers.forEach((s) => s.close()));
   process.stdout.write(
     `\nBowline demo is running: upstreams ${DEMO_UPSTREAMS.map((u) => `${u.name}@${u.zone}:${u.port}`).join(', ')}\n` +
-      `  curl -s http://127.0.0.1:4140/            # web (round-robin over zone-a and zone-b)\n` +
+      `  curl -s http://127.0.0.1:4140/            # web, balanced over zone-a and zone-b (P2C, peak-EWMA)\n` +
       `  curl -s http://127.0.0.1:4140/api/users   # api route\n` +
       `  curl -s http://127.0.0.1:4191/metrics     # golden signals (request_total, response_latency_ms, ...)\n` +
       `  curl -s http://127.0.0.1:4191/config_dump # config in force\n` +
