@@ -92,12 +92,6 @@ export function errorInfo(code: ErrorCode): ErrorInfo {
   return TABLE[code] ?? TABLE[ErrorCode.None];
 }
 
-/** True when the error is the client's fault (4xx): the connection is closed after the reply. */
-export function isClientError(code: ErrorCode): boolean {
-  const s = errorInfo(code).status;
-  return s >= 400 && s < 500 && code !== ErrorCode.NoRoute;
-}
-
 const replyCache = new Map<string, Buffer>();
 
 /**

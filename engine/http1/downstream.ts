@@ -126,7 +126,8 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     if (this.buf !== null) this.buf = inbound.retain(this.buf);
     const head = this.reqHeadBuf;
     if (head !== null && inbound.isTransient(head)) {
-      if (this.replayable && (this.phase === Phase.Body || this.phase === Phase.Wait)) {
+      // Only a request on a reused pooled connection can be replayed: copy its head just then.
+      if (this.replayable && this.up !== null && this.up.reused && (this.phase === Phase.Body || this.phase === Phase.Wait)) {
         const h = this.h;
         this.reqHeadBuf = Buffer.from(head.subarray(h.base, h.base + h.headLen));
         h.base = 0;
@@ -610,7 +611,7 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     endpoint.inFlight++;
     up.begin(this, this.h.method === Method.Head, false, this.upgrade);
     // The request head is still in place (kept across reads): h and its buffer are untouched until the exchange ends.
-    this.writeRequestHead(up, this.headBuf!);
+    this.writeRequestHead(up, this.reqHeadBuf!);
   }
 
   onTunnelData(chunk: Buffer): boolean {
@@ -705,9 +706,6 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     this.responseStats = null;
   }
 
-  private get headBuf(): Buffer | null {
-    return this.reqHeadBuf;
-  }
   private reqHeadBuf: Buffer | null = null;
 
   // ------------------------------------------------------------------ authority and stats

@@ -13,6 +13,7 @@ export class TcpForward implements TrackedConnection {
   private upCounted = false;
   private readonly connectStartMs: number;
   private connected = false;
+  private connectTimeoutMs = 0;
 
   private readonly client: net.Socket;
 
@@ -63,8 +64,6 @@ export class TcpForward implements TrackedConnection {
     }
     up.pipe(client);
   }
-
-  private connectTimeoutMs = 0;
 
   private close(): void {
     if (this.closed) return;
