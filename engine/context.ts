@@ -37,6 +37,8 @@ export interface TrackedConnection {
 
 export interface ProxyContext {
   readonly clock: Clock;
+  /** Uniform [0, 1) randomness (balancing, backoff jitter): injected for deterministic tests. */
+  readonly rng: () => number;
   readonly metrics: MetricsRegistry;
   readonly generation: number;
   readonly draining: boolean;

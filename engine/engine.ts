@@ -4,16 +4,33 @@
 // came from: the worker layer hands it sockets and snapshots.
 
 import type * as net from 'node:net';
-import { createRoundRobinPicker } from './balance/picker';
+import { Balancer, type BalancerEvents } from './balance/balancer';
+import { LeastRequestPicker } from './balance/least-request';
+import { P2cPeakEwmaPicker } from './balance/p2c';
+import { type Picker, RoundRobinPicker } from './balance/picker';
+import { RequestQueue } from './balance/request-queue';
 import { type Clock, systemClock } from './clock';
 import { Cluster } from './cluster';
-import { DEFAULT_BALANCER, type EngineSnapshot } from './config/snapshot';
-import { P2cPeakEwmaPicker } from './balance/p2c';
+import {
+  type BalancerKind,
+  DEFAULT_BALANCER,
+  DEFAULT_FAILURE_ACCRUAL,
+  DEFAULT_FAILURE_PENALTY,
+  DEFAULT_QUEUE,
+  DEFAULT_RETRY_POLICY,
+  DEFAULT_TIMEOUTS,
+  DEFAULT_ZONE_LOCALITY,
+  DEFAULT_ZONE_TRANSFER_USD_PER_GB,
+  type EngineSnapshot,
+  type RetryPolicy,
+} from './config/snapshot';
 import type { ListenerRuntime, ProxyContext, TrackedConnection } from './context';
 import { Detected, detectProtocol, DETECT_MAX_BYTES } from './detect';
 import { Http1Downstream } from './http1/downstream';
 import { Inbound } from './io/inbound';
-import { MetricsRegistry, type TcpStats, type WorkerMetricsSnapshot } from './metrics/registry';
+import { MetricsRegistry, type Sample, type TcpStats, type WorkerMetricsSnapshot } from './metrics/registry';
+import { ZoneTraffic } from './metrics/zone-traffic';
+import { CompiledRetry } from './retry/retry-policy';
 import { Endpoint, endpointKey } from './pool/endpoint';
 import { CompiledRoute, RouteTable } from './router/route-table';
 import { TcpForward } from './tcp/tcp-forward';
@@ -33,7 +50,7 @@ export interface EngineOptions {
 
 export class Engine implements ProxyContext {
   readonly clock: Clock;
-  private readonly rng: () => number;
+  readonly rng: () => number;
   readonly metrics = new MetricsRegistry();
   generation = 0;
   draining = false;
@@ -41,6 +58,9 @@ export class Engine implements ProxyContext {
   private readonly workerId: number;
   private listeners = new Map<string, ListenerRuntime>();
   private endpoints = new Map<string, Endpoint>();
+  private clusters = new Map<string, Cluster>();
+  /** Balancer queues by service name: they survive reloads with their waiters. */
+  private queues = new Map<string, RequestQueue>();
   private readonly tracked = new Set<TrackedConnection>();
   private readonly clients = new Map<net.Socket, TcpStats>();
   /** Sockets still in protocol detection (nothing tracks them yet), by listener name. */
@@ -104,14 +124,44 @@ export class Engine implements ProxyContext {
         ep.weight = e.weight;
         ep.pool = svc.pool;
         ep.live = true;
+        ep.traffic = this.zoneTraffic(s.zone, e.zone, s.zoneTransferUsdPerGb ?? DEFAULT_ZONE_TRANSFER_USD_PER_GB);
         endpoints.set(key, ep);
         eps.push(ep);
       }
-      const picker =
-        (svc.balancer ?? DEFAULT_BALANCER) === 'round-robin'
-          ? createRoundRobinPicker(eps)
-          : new P2cPeakEwmaPicker(eps, { clock: this.clock, rng: this.rng });
-      clusters.set(svc.name, new Cluster(svc.name, eps, picker, svc.connectTimeoutMs, svc));
+      const accrual = svc.failureAccrual ?? DEFAULT_FAILURE_ACCRUAL;
+      const events = this.balancerEvents(svc.name);
+      const balancer = new Balancer(eps, {
+        picker: this.createPicker(svc.balancer ?? DEFAULT_BALANCER),
+        clock: this.clock,
+        rng: this.rng,
+        accrual,
+        penalty: svc.failurePenalty ?? DEFAULT_FAILURE_PENALTY,
+        zone: s.zone,
+        zoneLocality: svc.zoneLocality ?? DEFAULT_ZONE_LOCALITY,
+        events,
+      });
+      const queueSettings = svc.queue ?? DEFAULT_QUEUE;
+      let queue = this.queues.get(svc.name);
+      if (queue === undefined) this.queues.set(svc.name, (queue = new RequestQueue(queueSettings)));
+      else queue.update(queueSettings);
+      const m = this.metrics;
+      clusters.set(
+        svc.name,
+        new Cluster(
+          svc.name,
+          eps,
+          balancer,
+          queue,
+          svc.connectTimeoutMs,
+          this.compileRetry(svc.retry ?? DEFAULT_RETRY_POLICY, '', svc.name),
+          svc.timeouts ?? DEFAULT_TIMEOUTS,
+          {
+            shed: m.counter('balancer_queue_shed_total', { backend: svc.name }),
+            failFast: m.counter('balancer_queue_failfast_total', { backend: svc.name }),
+          },
+          svc,
+        ),
+      );
     }
     for (const [key, ep] of this.endpoints) {
       if (!endpoints.has(key)) {
@@ -121,8 +171,20 @@ export class Engine implements ProxyContext {
     }
     const routes = new Map(s.routes.map((r) => [r.name, r]));
     const listeners = new Map<string, ListenerRuntime>();
+    const compiledRoutes = new Map<string, CompiledRoute>();
     for (const l of s.listeners) {
-      const table = new RouteTable(l.routes.map((n) => new CompiledRoute(routes.get(n)!, clusters)));
+      const table = new RouteTable(
+        l.routes.map((n) => {
+          let c = compiledRoutes.get(n);
+          if (c === undefined) {
+            const r = routes.get(n)!;
+            // A route's retry budget is shared by every listener that uses the route.
+            c = new CompiledRoute(r, clusters, r.retry === undefined ? null : this.compileRetry(r.retry, r.name, ''));
+            compiledRoutes.set(n, c);
+          }
+          return c;
+        }),
+      );
       listeners.set(l.name, {
         name: l.name,
         direction: l.direction,
@@ -135,7 +197,9 @@ export class Engine implements ProxyContext {
         dstTcp: this.metrics.tcpStats(l.direction, 'dst'),
       });
     }
+    for (const name of this.queues.keys()) if (!clusters.has(name) && this.queues.get(name)!.inFlight === 0 && this.queues.get(name)!.waiting === 0) this.queues.delete(name);
     this.endpoints = endpoints;
+    this.clusters = clusters;
     this.listeners = listeners;
     this.version = s.version;
     this.generation++;
@@ -144,6 +208,45 @@ export class Engine implements ProxyContext {
       if (c.listenerName !== undefined && !listeners.has(c.listenerName)) c.drain();
     }
     for (const [sock, name] of this.detecting) if (!listeners.has(name)) sock.destroy();
+  }
+
+  private readonly zoneTraffics = new Map<string, ZoneTraffic>();
+
+  private zoneTraffic(src: string, dst: string, usdPerGb: number): ZoneTraffic {
+    const key = `${src}\u0000${dst}\u0000${usdPerGb}`;
+    let t = this.zoneTraffics.get(key);
+    if (t === undefined) this.zoneTraffics.set(key, (t = new ZoneTraffic(this.metrics, src, dst, usdPerGb)));
+    return t;
+  }
+
+  private createPicker(kind: BalancerKind): Picker {
+    switch (kind) {
+      case 'round-robin':
+        return new RoundRobinPicker();
+      case 'least-request':
+        return new LeastRequestPicker(this.rng);
+      default:
+        return new P2cPeakEwmaPicker({ rng: this.rng });
+    }
+  }
+
+  private balancerEvents(service: string): BalancerEvents {
+    const ejections = this.metrics.counter('balancer_ejections_total', { backend: service });
+    const restorations = this.metrics.counter('balancer_restorations_total', { backend: service });
+    return {
+      ejected: () => ejections.value++,
+      restored: () => restorations.value++,
+    };
+  }
+
+  private compileRetry(p: RetryPolicy, route: string, backend: string): CompiledRetry {
+    const labels = { route, backend };
+    const m = this.metrics;
+    return new CompiledRetry(p, {
+      retries: m.counter('retry_requests_total', labels),
+      budgetExhausted: m.counter('retry_budget_exhausted_total', labels),
+      limitExceeded: m.counter('retry_limit_exceeded_total', labels),
+    });
   }
 
   /** Takes an accepted client socket of the named listener. */
@@ -261,6 +364,25 @@ export class Engine implements ProxyContext {
     const now = this.clock.now();
     for (const c of this.tracked) c.sweep(now);
     for (const ep of this.endpoints.values()) ep.sweepIdle(now);
+    for (const q of this.queues.values()) if (q.waiting > 0) q.sweep(now);
+  }
+
+  /** Balancer state as gauges, read at snapshot time. */
+  private balancerGauges(): Sample[] {
+    const out: Sample[] = [];
+    for (const c of this.clusters.values()) {
+      const b = c.balancer;
+      const labels = { backend: c.name };
+      out.push({ name: 'balancer_endpoints', labels: { ...labels, state: 'ready' }, value: b.readyCount });
+      out.push({ name: 'balancer_endpoints', labels: { ...labels, state: 'ejected' }, value: c.endpoints.length - b.readyCount });
+      out.push({ name: 'balancer_queue_waiting', labels, value: c.queue.waiting });
+      const spill = b.spillZones;
+      if (spill !== null) {
+        out.push({ name: 'balancer_zones_spilled', labels, value: spill.length });
+        out.push({ name: 'balancer_zone_load', labels, value: b.zoneLoad });
+      }
+    }
+    return out;
   }
 
   metricsSnapshot(): WorkerMetricsSnapshot {
@@ -271,7 +393,7 @@ export class Engine implements ProxyContext {
         for (const [sock, t] of this.clients) add(t, sock.bytesRead, sock.bytesWritten);
         for (const c of this.tracked) c.openBytes(add);
       },
-    });
+    }, this.balancerGauges());
   }
 
   /**

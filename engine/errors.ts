@@ -41,6 +41,12 @@ export const enum ErrorCode {
   ResponseTimeout,
   RequestTimeout,
   Draining,
+  /** The service's balancer queue is full. */
+  LoadShed,
+  /** A request waited in the balancer queue past the fail-fast timeout. */
+  FailFast,
+  /** An exchange saw no bytes either way for the idle timeout. */
+  IdleTimeout,
 }
 
 interface ErrorInfo {
@@ -87,6 +93,9 @@ def(ErrorCode.ConnectTimeout, 504, 'connect-timeout', 'Gateway Timeout');
 def(ErrorCode.ResponseTimeout, 504, 'response-timeout', 'Gateway Timeout');
 def(ErrorCode.RequestTimeout, 504, 'request-timeout', 'Gateway Timeout');
 def(ErrorCode.Draining, 503, 'draining', 'Service Unavailable');
+def(ErrorCode.LoadShed, 503, 'load-shed', 'Service Unavailable');
+def(ErrorCode.FailFast, 504, 'fail-fast', 'Gateway Timeout');
+def(ErrorCode.IdleTimeout, 504, 'idle-timeout', 'Gateway Timeout');
 
 export function errorInfo(code: ErrorCode): ErrorInfo {
   return TABLE[code] ?? TABLE[ErrorCode.None];

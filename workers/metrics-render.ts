@@ -5,6 +5,7 @@ import type { WorkerMetricsSnapshot } from '../engine';
 // Deep imports: the supervisor must not load the whole engine for the bounds and the merge.
 import { LATENCY_BUCKETS_MS } from '../engine/metrics/buckets';
 import { MergedLatency } from '../engine/metrics/latency';
+import { AVERAGED_GAUGES, METRIC_FAMILIES, type MetricFamily } from '../engine/metrics/names';
 
 /** Percentiles published from the merged hdr histograms. */
 const QUANTILES = [0.5, 0.9, 0.99, 0.999];
@@ -44,6 +45,8 @@ export function renderMetrics(workers: WorkerMetricsSnapshot[], info: ProcessInf
   const tcp = new Map<string, { opened: number; closed: number; open: number; read: number; write: number; errors: Map<string, number> }>();
   const protocolErrors = new Map<string, number>();
   const internalErrors = new Map<string, number>();
+  /** Named counters and gauges: name -> labels -> [sum, workers that reported it]. */
+  const samples = new Map<string, Map<string, [number, number]>>();
   const add = (m: Map<string, number>, k: string, v: number): void => {
     m.set(k, (m.get(k) ?? 0) + v);
   };
@@ -82,6 +85,8 @@ export function renderMetrics(workers: WorkerMetricsSnapshot[], info: ProcessInf
     }
     for (const [e, n] of Object.entries(w.protocolErrors)) add(protocolErrors, e, n);
     for (const [e, n] of Object.entries(w.internalErrors ?? {})) add(internalErrors, e, n);
+    for (const c of w.counters ?? []) addSample(samples, c.name, c.labels, c.value);
+    for (const g of w.gauges ?? []) addSample(samples, g.name, g.labels, g.value);
   }
 
   const out: string[] = [];
@@ -144,6 +149,15 @@ export function renderMetrics(workers: WorkerMetricsSnapshot[], info: ProcessInf
   family('internal_errors_total', 'counter', 'Exceptions caught in connection handlers (the connection was closed; a bug to report).');
   for (const [e, n] of internalErrors) out.push(`internal_errors_total{where="${esc(e)}"} ${n}`);
 
+  for (const [name, byLabels] of samples) {
+    const f: MetricFamily = (METRIC_FAMILIES as Record<string, MetricFamily>)[name] ?? { type: 'counter', help: name };
+    family(name, f.type, f.help);
+    for (const [labels, [sum, n]] of byLabels) {
+      const v = AVERAGED_GAUGES.has(name) ? sum / n : sum;
+      out.push(labels === '' ? `${name} ${round(v)}` : `${name}{${labels}} ${round(v)}`);
+    }
+  }
+
   family('worker_event_loop_utilization', 'gauge', "Share of time each worker's event loop was busy since the last scrape (saturation).");
   for (const w of workers) out.push(`worker_event_loop_utilization{worker="${w.worker}"} ${round(w.eventLoopUtilization)}`);
   family('worker_open_connections', 'gauge', 'Open client connections per worker (accept balancing).');
@@ -165,6 +179,18 @@ export function renderMetrics(workers: WorkerMetricsSnapshot[], info: ProcessInf
   family('process_start_time_seconds', 'gauge', 'Start time of the process since unix epoch in seconds.');
   out.push(`process_start_time_seconds ${info.startTimeSeconds}`);
   return out.join('\n') + '\n';
+}
+
+function addSample(samples: Map<string, Map<string, [number, number]>>, name: string, labels: Record<string, string>, value: number): void {
+  let byLabels = samples.get(name);
+  if (byLabels === undefined) samples.set(name, (byLabels = new Map()));
+  const key = labelStr(labels);
+  const cur = byLabels.get(key);
+  if (cur === undefined) byLabels.set(key, [value, 1]);
+  else {
+    cur[0] += value;
+    cur[1]++;
+  }
 }
 
 function round(x: number): number {

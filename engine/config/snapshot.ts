@@ -42,10 +42,105 @@ export interface PoolSettings {
   idleTimeoutMs: number;
 }
 
-/** How a service picks an endpoint: P2C over peak-EWMA cost (Linkerd's default), or plain weighted round-robin. */
-export type BalancerKind = 'p2c-ewma' | 'round-robin';
+/**
+ * How a service picks among its ready endpoints: P2C over peak-EWMA cost (Linkerd's default), P2C
+ * over requests in flight (Envoy's least-request), or plain weighted round-robin.
+ */
+export type BalancerKind = 'p2c-ewma' | 'round-robin' | 'least-request';
 
 export const DEFAULT_BALANCER: BalancerKind = 'p2c-ewma';
+
+/**
+ * Zone-local routing with load-based spill-over (HAZL). Applies when the proxy knows its zone and the
+ * service has endpoints in it; load is requests in flight per ready endpoint of the zones in use,
+ * averaged over loadWindowMs (rising latency raises it too: in flight = rate x latency).
+ */
+export interface ZoneLocalitySettings {
+  enabled: boolean;
+  /** Above this load, one more zone is added. */
+  highLoad: number;
+  /** Below this load, the last zone added is removed again. */
+  lowLoad: number;
+  /** Time constant of the load average, and the least time between two changes. */
+  loadWindowMs: number;
+}
+
+/** Failure accrual (circuit breaking): when an endpoint is taken out of rotation, and how it comes back. */
+export interface FailureAccrualSettings {
+  /** 'consecutive' failures, a windowed 'success-rate', or 'off'. */
+  mode: 'consecutive' | 'success-rate' | 'off';
+  consecutiveFailures: number;
+  /** Ejection backoff: doubles per ejection in a row, from min to max, with jitter. */
+  minBackoffMs: number;
+  maxBackoffMs: number;
+  /** Extra random fraction of the backoff, 0..1. */
+  jitter: number;
+  /** Panic threshold: ejection never takes out more than this share of the endpoints (and never all). */
+  maxEjectionPercent: number;
+  /** success-rate mode: eject when the success rate of the last `successRateWindow` outcomes falls below this. */
+  successRateThreshold: number;
+  /** success-rate mode: outcomes needed before the rate counts. */
+  successRateMinRequests: number;
+  successRateWindow: number;
+}
+
+/**
+ * Fast failures count as slow answers for balancing, so that an endpoint that sheds load (429, 503)
+ * does not attract more traffic by answering quickly. A Retry-After is honoured as the penalty.
+ */
+export interface FailurePenaltySettings {
+  enabled: boolean;
+  statuses: number[];
+  /** The latency charged when the response names no Retry-After. */
+  latencyMs: number;
+  /** Cap on a penalty taken from Retry-After. */
+  maxLatencyMs: number;
+}
+
+/** Bounded balancer queue: requests wait while the service is at maxInFlight; shed (503) when full; 504 after failFastMs. */
+export interface QueueSettings {
+  /** Requests in flight to the service (per worker) before new ones queue; Envoy's max_requests. */
+  maxInFlight: number;
+  /** Waiting requests beyond this are shed with 503. */
+  capacity: number;
+  /** A request that waited this long fails with 504, and the service fails fast until a slot frees. */
+  failFastMs: number;
+}
+
+export type RetryCondition = '5xx' | 'gateway-error' | 'connect-failure' | 'reset' | 'retriable-status-codes';
+
+/** Linkerd's budget: retries in any window stay within `ratio` of the requests, with a floor of minPerSecond. */
+export interface RetryBudgetSettings {
+  ratio: number;
+  minPerSecond: number;
+  windowMs: number;
+}
+
+export interface RetryPolicy {
+  on: RetryCondition[];
+  /** For 'retriable-status-codes'. */
+  statusCodes: number[];
+  /** Retries per request (attempts = 1 + maxRetries). */
+  maxRetries: number;
+  /** Exponential backoff with full jitter between these bounds. */
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  /** Requests with bodies up to this size are buffered so that they can be replayed. */
+  maxBodyBytes: number;
+  /** Retry POST and PATCH too (safe methods and PUT/DELETE always may be; connect failures always may). */
+  nonIdempotent: boolean;
+  budget: RetryBudgetSettings;
+}
+
+/** Deadlines of one request; 0 = none. */
+export interface TimeoutSettings {
+  /** Whole exchange, all attempts: request start to response end. */
+  requestMs: number;
+  /** Per attempt: request sent to the first response byte. */
+  responseMs: number;
+  /** No bytes either way for this long during an exchange. */
+  idleMs: number;
+}
 
 export interface ServiceSnapshot {
   name: string;
@@ -54,6 +149,15 @@ export interface ServiceSnapshot {
   connectTimeoutMs: number;
   /** Default p2c-ewma. */
   balancer?: BalancerKind;
+  /** Defaults: DEFAULT_ZONE_LOCALITY etc. */
+  zoneLocality?: ZoneLocalitySettings;
+  failureAccrual?: FailureAccrualSettings;
+  failurePenalty?: FailurePenaltySettings;
+  queue?: QueueSettings;
+  /** The retry policy of requests that reach this service by a route without its own. */
+  retry?: RetryPolicy;
+  /** Timeouts of requests to this service, where the route sets none. */
+  timeouts?: TimeoutSettings;
 }
 
 export type PathMatch =
@@ -87,8 +191,14 @@ export interface RouteSnapshot {
   /** Any of these matches selects the route; empty = match everything. */
   matches: RouteMatchSnapshot[];
   backends: WeightedBackend[];
-  /** Whole-exchange deadline (request sent to response end); 0 = none. */
+  /** Whole-exchange deadline (request start to response end, all attempts); 0 = the service's. */
   requestTimeoutMs: number;
+  /** Per-attempt first-byte deadline; 0 or absent = the service's. */
+  responseTimeoutMs?: number;
+  /** Idle deadline during an exchange; 0 or absent = the service's. */
+  idleTimeoutMs?: number;
+  /** Overrides the backend service's retry policy. */
+  retry?: RetryPolicy;
 }
 
 export interface HttpSettings {
@@ -107,6 +217,8 @@ export interface EngineSnapshot {
   version: string;
   /** The proxy's own zone ('' when unknown). */
   zone: string;
+  /** Price of one GB crossing zones, each way, for the cost estimate (default 0.01 USD). */
+  zoneTransferUsdPerGb?: number;
   listeners: ListenerSnapshot[];
   services: ServiceSnapshot[];
   routes: RouteSnapshot[];
@@ -129,3 +241,61 @@ export const DEFAULT_POOL_SETTINGS: Readonly<PoolSettings> = Object.freeze({
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 1_000;
 export const DEFAULT_DETECT_TIMEOUT_MS = 10_000;
+
+export const DEFAULT_ZONE_LOCALITY: Readonly<ZoneLocalitySettings> = Object.freeze({
+  enabled: true,
+  highLoad: 2.0,
+  lowLoad: 0.8,
+  loadWindowMs: 250,
+});
+
+export const DEFAULT_FAILURE_ACCRUAL: Readonly<FailureAccrualSettings> = Object.freeze({
+  mode: 'consecutive',
+  consecutiveFailures: 7,
+  minBackoffMs: 1_000,
+  maxBackoffMs: 60_000,
+  jitter: 0.5,
+  maxEjectionPercent: 50,
+  successRateThreshold: 0.8,
+  successRateMinRequests: 20,
+  successRateWindow: 100,
+});
+
+export const DEFAULT_FAILURE_PENALTY: Readonly<FailurePenaltySettings> = Object.freeze<FailurePenaltySettings>({
+  enabled: true,
+  statuses: [429, 503],
+  latencyMs: 1_000,
+  maxLatencyMs: 30_000,
+});
+
+export const DEFAULT_QUEUE: Readonly<QueueSettings> = Object.freeze({
+  maxInFlight: 1024,
+  capacity: 1000,
+  failFastMs: 3_000,
+});
+
+export const DEFAULT_RETRY_BUDGET: Readonly<RetryBudgetSettings> = Object.freeze({
+  ratio: 0.2,
+  minPerSecond: 10,
+  windowMs: 10_000,
+});
+
+/** Connection failures only: nothing reached the upstream, so any request may go again. */
+export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicy> = Object.freeze<RetryPolicy>({
+  on: ['connect-failure'],
+  statusCodes: [],
+  maxRetries: 2,
+  backoffBaseMs: 25,
+  backoffMaxMs: 250,
+  maxBodyBytes: 64 * 1024,
+  nonIdempotent: false,
+  budget: DEFAULT_RETRY_BUDGET,
+});
+
+export const DEFAULT_TIMEOUTS: Readonly<TimeoutSettings> = Object.freeze({
+  requestMs: 0,
+  responseMs: 0,
+  idleMs: 0,
+});
+
+export const DEFAULT_ZONE_TRANSFER_USD_PER_GB = 0.01;

@@ -2,8 +2,13 @@
 // a pooled upstream connection, and forwards head and body slices with back-pressure both ways.
 // Pipelined requests are served one after another (responses in order); Upgrade and CONNECT become
 // tunnels. Every refusal is a local reply from errors.ts; nothing here throws on bad input.
+// Reliability lives here too: the service's queue admits each request, the balancer picks an endpoint
+// and hears the outcome, and a failed attempt is retried (within the policy and its budget) on a
+// replay of the request while nothing of the response has reached the client.
 
 import type * as net from 'node:net';
+import { Outcome } from '../balance/balancer';
+import { Admission, type QueueWaiter, type RequestQueue } from '../balance/request-queue';
 import type { Inbound } from '../io/inbound';
 import type { Cluster } from '../cluster';
 import type { ListenerRuntime, ProxyContext, TrackedConnection } from '../context';
@@ -11,8 +16,13 @@ import { ErrorCode, errorInfo, localReply } from '../errors';
 import type { HttpStats, ResponseStats } from '../metrics/registry';
 import type { Endpoint } from '../pool/endpoint';
 import type { CompiledRoute } from '../router/route-table';
+import { AttemptFailure, type CompiledRetry, RetryOn } from '../retry/retry-policy';
+import { retryBackoffMs } from '../retry/retry-budget';
 import { ChunkedScanner } from './chunked-scanner';
-import { BodyKind, ConnFlag, HeadInfo, markConnectionNamedFields, Method, NEED_MORE, parseHead, PARSE_ERROR } from './head-parser';
+import { BodyReplay, parseRetryAfter } from './request-replay';
+import { hostWithoutPort, sameBytes } from './authority';
+import { BodyKind, ConnFlag, type HeadInfo, markConnectionNamedFields, Method, NEED_MORE, parseHead, PARSE_ERROR } from './head-parser';
+import { giveHeadInfo, takeHeadInfo } from './head-pool';
 import { composeHead, CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, CONNECTION_UPGRADE, joinHeadAndBody, writeHead } from './head-writer';
 import { type ExchangeOwner, Http1Upstream } from './upstream';
 
@@ -23,6 +33,8 @@ const enum Phase {
   Body,
   /** Request sent; waiting for the response to end. */
   Wait,
+  /** Parsed, waiting for a slot in the service's balancer queue (the client is paused). */
+  Queued,
   Tunnel,
   Closed,
 }
@@ -34,11 +46,13 @@ const EMPTY = Buffer.alloc(0);
 
 const METHOD_NAMES = ['', 'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'];
 
-export class Http1Downstream implements ExchangeOwner, TrackedConnection {
+const IDEMPOTENT = new Set<Method>([Method.Get, Method.Head, Method.Put, Method.Delete, Method.Options, Method.Trace]);
+
+export class Http1Downstream implements ExchangeOwner, TrackedConnection, QueueWaiter {
   private lr: ListenerRuntime;
   private gen: number;
   private phase = Phase.Head;
-  /** Unprocessed client bytes; a partial head starts at h.base. */
+  /** Unprocessed client bytes; a partial head starts at h.base. While queued: the whole request so far. */
   private buf: Buffer | null = null;
   private readonly h = takeHeadInfo();
   private bodyKind = BodyKind.None;
@@ -57,13 +71,22 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
   private endedByClient = false;
   /** Whether this request may be replayed on a fresh connection after a keep-alive race. */
   private replayable = false;
+  /** The request head (h's offsets point into it); copied out of the read buffer only when a resend may need it. */
+  private reqHeadBuf: Buffer | null = null;
 
   // timing (clock ms)
   private headStartMs = -1;
   private lastActiveMs: number;
   private reqStartMs = 0;
+  private attemptStartMs = 0;
   private deadlineMs = 0;
   private responseDeadlineMs = 0;
+  private responseTimeoutMs = 0;
+  private idleTimeoutMs = 0;
+  /** Bumped per chunk either way; the sweeper sees idleness by comparing it, with no clock read per chunk. */
+  private ioTicks = 0;
+  private sweptTicks = 0;
+  private idleSinceMs = 0;
 
   // per-request routing results and metrics
   private route: CompiledRoute | null = null;
@@ -72,6 +95,22 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
   private stats: HttpStats | null = null;
   private status = 0;
   private responseStats: ResponseStats | null = null;
+  /** Bytes of the current attempt, for zone traffic metrics. */
+  private sentBytes = 0;
+  private receivedBytes = 0;
+
+  // reliability
+  private retry: CompiledRetry | null = null;
+  private retries = 0;
+  private idempotent = false;
+  private body: BodyReplay | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private previousEndpoint: Endpoint | null = null;
+  /** The queue whose slot this request holds. */
+  private slot: RequestQueue | null = null;
+  /** While queued: where the head ends in buf. */
+  private queuedEnd = 0;
+
   // authority cache: the last host bytes seen on this connection and their strings
   private hostBuf: Buffer | null = null;
   private hostStart = 0;
@@ -80,6 +119,9 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
   private hostName = '';
   private cacheKey: object | null = null;
   private cacheZone = '';
+  private cachedStats: HttpStats | null = null;
+  private cachedRoute: CompiledRoute | null = null;
+  private untracked = false;
 
   private readonly socket: net.Socket;
 
@@ -117,17 +159,20 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
   }
 
   /**
-   * After a delivery: bytes kept for later (a partial head, pipelined requests) must not point into
-   * the socket's read buffer, which the next read refills; so must the head of a request that may be
-   * replayed on a new upstream connection.
+   * After a delivery: bytes kept for later (a partial head, pipelined requests, a queued request)
+   * must not point into the socket's read buffer, which the next read refills; nor must the head of
+   * a request that may be sent again (a retry, or a replay after a keep-alive race).
    */
   private keepAcrossReads(): void {
     const inbound = this.inbound;
     if (this.buf !== null) this.buf = inbound.retain(this.buf);
+    if (this.phase === Phase.Queued) {
+      this.reqHeadBuf = this.buf;
+      return;
+    }
     const head = this.reqHeadBuf;
     if (head !== null && inbound.isTransient(head)) {
-      // Only a request on a reused pooled connection can be replayed: copy its head just then.
-      if (this.replayable && this.up !== null && this.up.reused && (this.phase === Phase.Body || this.phase === Phase.Wait)) {
+      if ((this.phase === Phase.Body || this.phase === Phase.Wait) && this.mayResend()) {
         const h = this.h;
         this.reqHeadBuf = Buffer.from(head.subarray(h.base, h.base + h.headLen));
         h.base = 0;
@@ -137,9 +182,20 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     }
   }
 
+  /** Whether the current request may still have to be sent again (so its head is worth a copy). */
+  private mayResend(): boolean {
+    const up = this.up;
+    if (this.replayable && up !== null && up.reused) return true;
+    const r = this.retry;
+    if (r === null) return false;
+    // Connection failures are the only retry of the default policy: past connect, no copy is needed.
+    return r.mask !== RetryOn.ConnectFailure || up === null || up.connecting;
+  }
+
   // ------------------------------------------------------------------ client side
 
   private onData(chunk: Buffer): void {
+    this.ioTicks++;
     switch (this.phase) {
       case Phase.Head:
         if (this.buf === null) {
@@ -154,7 +210,8 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
         this.forwardRequestBody(chunk, 0);
         return;
       case Phase.Wait:
-        // Pipelined bytes of later requests: keep them until this exchange ends.
+      case Phase.Queued:
+        // Bytes of later requests (or, queued, of this one's body): keep them until their turn.
         this.buf = this.buf === null ? chunk : Buffer.concat([this.buf, chunk]);
         if (this.buf.length > MAX_STASH_BYTES) this.pause();
         return;
@@ -211,6 +268,9 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     this.responseHeadSent = false;
     this.pendingHead = null;
     this.status = 0;
+    this.retry = null;
+    this.body = null;
+    this.endpoint = null;
     if (this.gen !== ctx.generation) {
       const lr = ctx.listener(this.listener);
       this.gen = ctx.generation;
@@ -262,17 +322,19 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
       this.localReplyForRequest(ErrorCode.NoRoute, end);
       return;
     }
-    const endpoint = cluster === null ? null : (cluster.picker.pick() as Endpoint<Http1Upstream> | null);
-    this.endpoint = endpoint;
-    this.stats = this.statsFor(route, cluster, endpoint);
-    this.stats.requests++;
-    this.stats.inFlight++;
-    if (endpoint === null) {
+    if (cluster === null || cluster.endpoints.length === 0) {
       this.localReplyForRequest(ErrorCode.NoEndpoints, end);
       return;
     }
-    this.deadlineMs = route !== null && route.requestTimeoutMs > 0 ? now + route.requestTimeoutMs : 0;
-    this.responseDeadlineMs = lr.http.responseTimeoutMs > 0 ? now + lr.http.responseTimeoutMs : 0;
+
+    // Policies: the route's where it sets them, else the service's (else the proxy's).
+    const t = cluster.timeouts;
+    const requestTimeoutMs = (route !== null && route.requestTimeoutMs) || t.requestMs;
+    this.deadlineMs = requestTimeoutMs > 0 ? now + requestTimeoutMs : 0;
+    this.responseTimeoutMs = (route !== null && route.responseTimeoutMs) || t.responseMs || lr.http.responseTimeoutMs;
+    this.idleTimeoutMs = (route !== null && route.idleTimeoutMs) || t.idleMs;
+    this.idleSinceMs = now;
+    this.sweptTicks = this.ioTicks;
 
     // Body framing.
     this.bodyKind = h.bodyKind;
@@ -280,7 +342,53 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     if (this.bodyKind === BodyKind.Chunked) this.chunked.reset();
     this.reqDone = this.bodyKind === BodyKind.None;
     this.replayable = this.reqDone && h.method !== Method.Post && h.method !== Method.Connect && h.method !== Method.Patch;
+    this.idempotent = IDEMPOTENT.has(h.method);
 
+    const retry = (route !== null && route.retry) || cluster.retry;
+    this.retries = 0;
+    this.previousEndpoint = null;
+    if (retry.maxRetries > 0 && !isConnect && !this.upgrade) {
+      this.retry = retry;
+      retry.budget.deposit(now);
+      // Bodies that fit are kept for a resend; for connection failures alone, only while connecting (see dispatch).
+      if (!this.reqDone && retry.mask !== RetryOn.ConnectFailure && this.bodyFits(retry)) this.body = new BodyReplay(retry.maxBodyBytes);
+    }
+
+    switch (cluster.queue.admit(this, now)) {
+      case Admission.Go:
+        this.slot = cluster.queue;
+        this.startExchange(buf, end, now);
+        return;
+      case Admission.Queued:
+        this.phase = Phase.Queued;
+        this.buf = buf;
+        this.queuedEnd = end;
+        this.pause();
+        return;
+      case Admission.Shed:
+        cluster.counters.shed.value++;
+        this.localReplyForRequest(ErrorCode.LoadShed, end);
+        return;
+      default:
+        cluster.counters.failFast.value++;
+        this.localReplyForRequest(ErrorCode.FailFast, end);
+    }
+  }
+
+  private bodyFits(retry: CompiledRetry): boolean {
+    return this.bodyKind === BodyKind.Chunked || this.h.contentLength <= retry.maxBodyBytes;
+  }
+
+  /** First attempt of an admitted request, and the body bytes that came with its head. */
+  private startExchange(buf: Buffer, end: number, now: number): void {
+    const endpoint = this.pickEndpoint();
+    if (endpoint === null) {
+      this.localReplyForRequest(ErrorCode.NoEndpoints, end);
+      return;
+    }
+    this.stats = this.statsFor(this.route, this.cluster, endpoint);
+    this.stats.requests++;
+    this.stats.inFlight++;
     this.dispatch(endpoint, buf, now);
     if (this.phase === Phase.Closed) return;
     this.phase = this.reqDone ? Phase.Wait : Phase.Body;
@@ -297,16 +405,50 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     }
   }
 
+  /** An endpoint from the balancer; a retry avoids the one that just failed when it can. */
+  private pickEndpoint(): Endpoint<Http1Upstream> | null {
+    const b = this.cluster!.balancer;
+    let e = b.pick();
+    const prev = this.previousEndpoint;
+    if (e !== null && e === prev && b.endpoints.length > 1 && (e.health === null || !e.health.probeInFlight)) e = b.pick() ?? e;
+    this.endpoint = e as Endpoint<Http1Upstream> | null;
+    return this.endpoint;
+  }
+
+  /** Starts an attempt on `endpoint`: binds a connection and writes the request head. */
   private dispatch(endpoint: Endpoint<Http1Upstream>, buf: Buffer, now: number): void {
     const h = this.h;
     let up = endpoint.takeIdle();
     if (up === null) up = new Http1Upstream(this.ctx, endpoint, this.lr.dstTcp, this.lr.http.maxHeadBytes, now);
     this.up = up;
     endpoint.inFlight++;
+    this.attemptStartMs = now;
+    this.responseDeadlineMs = this.responseTimeoutMs > 0 ? now + this.responseTimeoutMs : 0;
+    this.sentBytes = h.headLen;
+    this.receivedBytes = 0;
+    const traffic = endpoint.traffic;
+    if (traffic !== null) traffic.requests.value++;
+    // A body is kept for a connection-failure retry only when the connection is new.
+    const retry = this.retry;
+    if (retry !== null && this.body === null && !this.reqDone && up.connecting && this.retries === 0 && this.bodyFits(retry)) {
+      this.body = new BodyReplay(retry.maxBodyBytes);
+    }
     up.begin(this, h.method === Method.Head, h.method === Method.Connect, this.upgrade);
     if (!this.writeRequestHead(up, buf)) {
       this.waitingUpstreamDrain = true;
       if (!this.reqDone) this.pause();
+    }
+  }
+
+  /** Sends the whole request again (a retry, or a replay after a keep-alive race) on `endpoint`. */
+  private resend(endpoint: Endpoint<Http1Upstream>, now: number): void {
+    this.dispatch(endpoint, this.reqHeadBuf!, now);
+    const up = this.up;
+    const body = this.body;
+    if (up === null || body === null) return;
+    for (const c of body.chunks) {
+      this.sentBytes += c.length;
+      if (!up.socket.write(c)) this.waitingUpstreamDrain = true;
     }
   }
 
@@ -358,6 +500,9 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
   }
 
   private writeUp(up: Http1Upstream, chunk: Buffer): void {
+    this.sentBytes += chunk.length;
+    const body = this.body;
+    if (body !== null) body.add(chunk, this.inbound.isTransient(chunk));
     if (!up.socket.write(chunk)) {
       this.waitingUpstreamDrain = true;
       this.pause();
@@ -367,15 +512,11 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
 
   private requestBodyError(code: ErrorCode): void {
     // The upstream has part of a body it can never finish: it is not reusable.
-    const up = this.up;
-    this.up = null;
-    if (up !== null) {
-      this.endpoint!.inFlight--;
-      up.close();
-    }
+    this.dropUpstream(Outcome.Cancelled);
     if (!this.responseHeadSent) {
       this.finishStats(errorInfo(code).status, false, errorInfo(code).name);
       this.ctx.metrics.countProtocolError(errorInfo(code).name);
+      this.releaseSlot();
       this.socket.end(localReply(code, true));
       this.phase = Phase.Closed;
     } else {
@@ -424,7 +565,8 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
       // The client stopped sending mid-body: the request can never complete.
       this.abort('client-eof');
     }
-    // Waiting for a response: answer it and any complete pipelined requests, then close.
+    // Waiting for a response (or a queue slot, or a retry): answer it and any complete pipelined
+    // requests, then close.
   }
 
   private onClientClose(): void {
@@ -432,20 +574,18 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
       this.cleanup();
       return;
     }
+    this.leaveQueueAndTimers();
     const up = this.up;
-    this.up = null;
-    if (up !== null) {
-      this.endpoint!.inFlight--;
-      up.close();
-      if (this.stats !== null && this.stats.inFlight > 0 && this.phase !== Phase.Tunnel) {
-        this.finishStats(this.status || 499, false, 'client-closed');
-      }
-    }
+    const inExchange = this.stats !== null && this.stats.inFlight > 0 && this.phase !== Phase.Tunnel;
+    this.dropUpstream(Outcome.Cancelled);
+    if (inExchange && (up !== null || this.phase === Phase.Wait)) this.finishStats(this.status || 499, false, 'client-closed');
     this.phase = Phase.Closed;
     this.cleanup();
   }
 
   private cleanup(): void {
+    this.leaveQueueAndTimers();
+    this.releaseSlot();
     if (this.socket.destroyed === false) this.socket.destroy();
     if (!this.untracked) {
       this.untracked = true;
@@ -453,32 +593,90 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
       giveHeadInfo(this.h);
     }
   }
-  private untracked = false;
+
+  // ------------------------------------------------------------------ queue slots
+
+  /** The queue gave this (queued) request a slot. Called from another exchange's release. */
+  onSlot(): void {
+    if (this.phase !== Phase.Queued) {
+      this.cluster?.queue.release();
+      return;
+    }
+    this.slot = this.cluster!.queue;
+    try {
+      const buf = this.buf!;
+      this.buf = null;
+      this.resume();
+      this.startExchange(buf, this.queuedEnd, this.ctx.clock.now());
+    } catch (e) {
+      this.ctx.internalError('http1-downstream', e);
+      this.abort('internal-error');
+    }
+  }
+
+  /** The request waited in the queue past the fail-fast timeout. */
+  onFailFast(): void {
+    if (this.phase !== Phase.Queued) return;
+    this.cluster!.counters.failFast.value++;
+    this.localReplyForRequest(ErrorCode.FailFast, this.queuedEnd);
+  }
+
+  private releaseSlot(): void {
+    const q = this.slot;
+    if (q !== null) {
+      this.slot = null;
+      q.release();
+    }
+  }
+
+  private leaveQueueAndTimers(): void {
+    if (this.phase === Phase.Queued) this.cluster?.queue.cancel(this);
+    if (this.retryTimer !== null) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+    }
+  }
 
   // ------------------------------------------------------------------ upstream callbacks
 
   onResponseHead(buf: Buffer, h: HeadInfo, end: number): void {
-    void end;
+    this.ioTicks++;
     const status = h.statusCode;
     const interim = status < 200 && status !== 101;
     if (interim) {
       this.writeFromUpstream(composeHead(buf, h, null));
       return;
     }
+    const now = this.ctx.clock.now();
+    this.lastActiveMs = now;
+    this.receivedBytes += end - h.base;
+    // Feedback for the balancer: latency to the first byte (a shed answer counts as a slow one) and
+    // the verdict for failure accrual.
+    const cluster = this.cluster!;
+    const endpoint = this.endpoint!;
+    const b = cluster.balancer;
+    let rttMs = now - this.attemptStartMs;
+    if (b.penalizes(status)) {
+      const ra = h.find(buf, 'retry-after');
+      rttMs = Math.max(rttMs, b.penaltyMs(status, ra === -1 ? -1 : parseRetryAfter(h.value(buf, ra), Date.now())));
+    }
+    b.observe(endpoint, rttMs);
+    b.outcome(endpoint, status >= 500 ? Outcome.Failure : Outcome.Success);
+    if (this.retry !== null && status >= 400) {
+      const delay = this.retryDelay(-1, status);
+      if (delay >= 0) {
+        // Nothing of this response has reached the client: drop it and try again.
+        this.dropUpstream(-1);
+        this.scheduleRetry(delay);
+        return;
+      }
+    }
     this.status = status;
     this.responseHeadSent = true;
     const stats = this.stats!;
     const rs = stats.response(status);
     this.responseStats = rs;
-    const now = this.ctx.clock.now();
-    this.lastActiveMs = now;
-    const rttMs = now - this.reqStartMs;
-    rs.latency.recordMs(rttMs);
-    // Latency feedback for the balancer (nothing to balance with a single endpoint).
-    const cluster = this.cluster;
-    if (cluster !== null && cluster.endpoints.length > 1 && cluster.picker.observe !== undefined && this.endpoint !== null) {
-      cluster.picker.observe(this.endpoint, rttMs);
-    }
+    rs.latency.recordMs(now - this.reqStartMs);
     if (status === 101) {
       this.writeFromUpstream(composeHead(buf, h, CONNECTION_UPGRADE, h.upgradeField));
       this.enterTunnel();
@@ -502,6 +700,8 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
   }
 
   onResponseBody(chunk: Buffer): boolean {
+    this.ioTicks++;
+    this.receivedBytes += chunk.length;
     const head = this.pendingHead;
     if (head !== null) {
       this.pendingHead = null;
@@ -549,7 +749,9 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     }
     const up = this.up!;
     this.up = null;
-    this.endpoint!.inFlight--;
+    const endpoint = this.endpoint!;
+    endpoint.inFlight--;
+    this.flushTraffic(endpoint);
     this.stats!.inFlight--;
     this.stats = null;
     if (!this.reqDone) {
@@ -567,6 +769,8 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
   }
 
   private endExchange(): void {
+    this.body = null;
+    this.releaseSlot();
     if (this.closeAfter) {
       this.phase = Phase.Closed;
       this.socket.end();
@@ -586,32 +790,35 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
 
   onUpstreamError(code: ErrorCode, responseStarted: boolean): void {
     const up = this.up;
+    const endpoint = this.endpoint;
     this.up = null;
-    if (up !== null) this.endpoint!.inFlight--;
+    if (up !== null && endpoint !== null) {
+      endpoint.inFlight--;
+      this.flushTraffic(endpoint);
+    }
     if (responseStarted || this.responseHeadSent) {
       this.abort(errorInfo(code).name);
       return;
     }
-    // A pooled connection that the server closed just as we reused it: replay once on a new one.
-    if (up !== null && up.reused && this.replayable && this.reqHeadBuf !== null && code === ErrorCode.UpstreamReset && !up.responseStarted && this.endpoint !== null) {
+    // A pooled connection that the server closed just as we reused it: replay once on a new one
+    // (not the endpoint's fault, not a retry).
+    if (up !== null && up.reused && this.replayable && this.reqHeadBuf !== null && code === ErrorCode.UpstreamReset && !up.responseStarted && endpoint !== null) {
       this.replayable = false;
-      this.dispatchReplay();
+      this.resend(endpoint, this.ctx.clock.now());
       return;
+    }
+    if (up !== null && endpoint !== null) {
+      this.cluster!.balancer.outcome(endpoint, Outcome.Failure);
+      const f = code === ErrorCode.UpstreamConnectFailed ? AttemptFailure.Connect : code === ErrorCode.UpstreamReset ? AttemptFailure.Reset : AttemptFailure.BadResponse;
+      const delay = this.retryDelay(f, 0);
+      if (delay >= 0) {
+        this.scheduleRetry(delay);
+        return;
+      }
     }
     this.finishStats(errorInfo(code).status, false, errorInfo(code).name);
     if (!this.reqDone) this.closeAfter = true;
     this.sendLocal(code);
-  }
-
-  private dispatchReplay(): void {
-    const endpoint = this.endpoint!;
-    const now = this.ctx.clock.now();
-    const up = new Http1Upstream(this.ctx, endpoint, this.lr.dstTcp, this.lr.http.maxHeadBytes, now);
-    this.up = up;
-    endpoint.inFlight++;
-    up.begin(this, this.h.method === Method.Head, false, this.upgrade);
-    // The request head is still in place (kept across reads): h and its buffer are untouched until the exchange ends.
-    this.writeRequestHead(up, this.reqHeadBuf!);
   }
 
   onTunnelData(chunk: Buffer): boolean {
@@ -632,6 +839,8 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
       this.responseStats!.success++;
       this.stats = null;
     }
+    // A tunnel is not a request in flight for the queue.
+    this.releaseSlot();
     this.resume();
     // Bytes the client sent after its head belong to the tunnel.
     const rest = this.buf;
@@ -642,9 +851,67 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     }
   }
 
+  // ------------------------------------------------------------------ retries
+
+  /**
+   * Whether the failed attempt is retried, and after how long (-1: not retried). `failure` is an
+   * AttemptFailure, or -1 for a response with `status`. Spends a retry from the budget when yes.
+   */
+  private retryDelay(failure: number, status: number): number {
+    const r = this.retry;
+    if (r === null || this.responseHeadSent || this.phase === Phase.Closed) return -1;
+    if (failure < 0 ? !r.retriesStatus(status) : !r.retriesFailure(failure as AttemptFailure)) return -1;
+    // A request that may have reached the upstream goes again only when that is safe.
+    if (failure !== AttemptFailure.Connect && !r.mayResend(this.idempotent)) return -1;
+    if (!this.reqDone || this.reqHeadBuf === null) return -1;
+    if (this.bodyKind !== BodyKind.None && (this.body === null || this.body.overflow)) return -1;
+    if (this.retries >= r.maxRetries) {
+      r.counters.limitExceeded.value++;
+      return -1;
+    }
+    const now = this.ctx.clock.now();
+    const delay = retryBackoffMs(this.retries, r.backoffBaseMs, r.backoffMaxMs, this.ctx.rng());
+    if (this.deadlineMs !== 0 && now + delay >= this.deadlineMs) return -1;
+    if (!r.budget.withdraw(now)) {
+      r.counters.budgetExhausted.value++;
+      return -1;
+    }
+    r.counters.retries.value++;
+    this.retries++;
+    return delay;
+  }
+
+  private scheduleRetry(delayMs: number): void {
+    this.previousEndpoint = this.endpoint;
+    this.retryTimer = setTimeout(retryTimerFired, delayMs, this);
+  }
+
+  /** The backoff is over: the request goes again, to an endpoint the balancer picks. */
+  onRetryTimer(): void {
+    this.retryTimer = null;
+    if (this.phase === Phase.Closed || this.up !== null) return;
+    try {
+      const now = this.ctx.clock.now();
+      if (this.deadlineMs !== 0 && now > this.deadlineMs) {
+        this.timeoutExchange(ErrorCode.RequestTimeout);
+        return;
+      }
+      const endpoint = this.pickEndpoint();
+      if (endpoint === null) {
+        this.finishStats(503, false, errorInfo(ErrorCode.NoEndpoints).name);
+        this.sendLocal(ErrorCode.NoEndpoints);
+        return;
+      }
+      this.resend(endpoint, now);
+    } catch (e) {
+      this.ctx.internalError('http1-downstream', e);
+      this.abort('internal-error');
+    }
+  }
+
   // ------------------------------------------------------------------ local replies and failures
 
-  /** Answers a request that was parsed but is not forwarded (no route, no endpoint, draining). */
+  /** Answers a request that was parsed but is not forwarded (no route, no endpoint, shed, draining). */
   private localReplyForRequest(code: ErrorCode, end: number): void {
     const h = this.h;
     const buf = this.buf!;
@@ -680,15 +947,33 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
 
   private abort(reason: string): void {
     this.pendingHead = null;
+    this.leaveQueueAndTimers();
     if (this.stats !== null) this.finishStats(this.status || 502, false, reason);
-    const up = this.up;
-    this.up = null;
-    if (up !== null) {
-      this.endpoint!.inFlight--;
-      up.close();
-    }
+    this.dropUpstream(Outcome.Cancelled);
+    this.releaseSlot();
     this.phase = Phase.Closed;
     this.socket.destroy();
+  }
+
+  /**
+   * Ends the current attempt's hold on its upstream connection (closed: it is mid-exchange) and
+   * reports `outcome` to the balancer (-1: already reported).
+   */
+  private dropUpstream(outcome: Outcome | -1): void {
+    const up = this.up;
+    if (up === null) return;
+    this.up = null;
+    const endpoint = this.endpoint!;
+    endpoint.inFlight--;
+    this.flushTraffic(endpoint);
+    up.close();
+    if (outcome !== -1 && this.cluster !== null) this.cluster.balancer.outcome(endpoint, outcome);
+  }
+
+  private flushTraffic(endpoint: Endpoint): void {
+    const t = endpoint.traffic;
+    if (t !== null) t.record(this.sentBytes, this.receivedBytes);
+    this.sentBytes = this.receivedBytes = 0;
   }
 
   private finishStats(status: number, success: boolean, error: string): void {
@@ -705,8 +990,6 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     this.stats = null;
     this.responseStats = null;
   }
-
-  private reqHeadBuf: Buffer | null = null;
 
   // ------------------------------------------------------------------ authority and stats
 
@@ -747,8 +1030,6 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     this.cachedStats = s;
     return s;
   }
-  private cachedStats: HttpStats | null = null;
-  private cachedRoute: CompiledRoute | null = null;
 
   // ------------------------------------------------------------------ engine hooks
 
@@ -762,16 +1043,31 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
           this.socket.end();
         }
         return;
+      case Phase.Queued:
+        if (this.deadlineMs !== 0 && now > this.deadlineMs) {
+          this.cluster!.queue.cancel(this);
+          this.localReplyForRequest(ErrorCode.RequestTimeout, this.queuedEnd);
+        }
+        return;
       case Phase.Body:
       case Phase.Wait: {
+        if (this.deadlineMs !== 0 && now > this.deadlineMs) {
+          this.timeoutExchange(ErrorCode.RequestTimeout);
+          return;
+        }
         const up = this.up;
-        if (up === null) return;
+        if (up === null) return; // waiting out a retry backoff
         if (up.connecting && this.cluster !== null && now - up.connectStartMs > this.cluster.connectTimeoutMs) {
           this.timeoutExchange(ErrorCode.ConnectTimeout);
-        } else if (this.deadlineMs !== 0 && now > this.deadlineMs) {
-          this.timeoutExchange(ErrorCode.RequestTimeout);
         } else if (this.responseDeadlineMs !== 0 && !up.responseStarted && now > this.responseDeadlineMs) {
           this.timeoutExchange(ErrorCode.ResponseTimeout);
+        } else if (this.idleTimeoutMs > 0) {
+          if (this.ioTicks !== this.sweptTicks) {
+            this.sweptTicks = this.ioTicks;
+            this.idleSinceMs = now;
+          } else if (now - this.idleSinceMs > this.idleTimeoutMs) {
+            this.timeoutExchange(ErrorCode.IdleTimeout);
+          }
         }
         return;
       }
@@ -780,17 +1076,22 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
     }
   }
 
+  /** A deadline passed: the attempt is cancelled (its connection closed), and retried when allowed. */
   private timeoutExchange(code: ErrorCode): void {
-    const up = this.up;
-    this.up = null;
-    if (up !== null) {
-      this.endpoint!.inFlight--;
-      up.close();
-    }
+    const hadUpstream = this.up !== null;
+    this.dropUpstream(Outcome.Failure);
     if (this.responseHeadSent) {
       this.abort(errorInfo(code).name);
       return;
     }
+    if (hadUpstream && (code === ErrorCode.ConnectTimeout || code === ErrorCode.ResponseTimeout)) {
+      const delay = this.retryDelay(code === ErrorCode.ConnectTimeout ? AttemptFailure.Connect : AttemptFailure.ResponseTimeout, 0);
+      if (delay >= 0) {
+        this.scheduleRetry(delay);
+        return;
+      }
+    }
+    this.leaveQueueAndTimers();
     this.finishStats(errorInfo(code).status, false, errorInfo(code).name);
     if (!this.reqDone) this.closeAfter = true;
     this.sendLocal(code);
@@ -818,43 +1119,6 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection {
   }
 }
 
-/**
- * HeadInfo objects of closed client connections, reused: their typed arrays live outside the JS heap
- * and would otherwise wait for a full GC (measured: megabytes of RSS under connection churn).
- */
-const freeHeads: HeadInfo[] = [];
-
-function takeHeadInfo(): HeadInfo {
-  return freeHeads.pop() ?? new HeadInfo();
-}
-
-function giveHeadInfo(h: HeadInfo): void {
-  if (freeHeads.length < 256) {
-    h.reset(0);
-    freeHeads.push(h);
-  }
-}
-
-/** Byte equality of two short ranges (a JS loop beats a call into C++ for a host name). */
-function sameBytes(a: Buffer, as: number, b: Buffer, bs: number, n: number): boolean {
-  if (n > 64) return a.compare(b, bs, bs + n, as, as + n) === 0;
-  for (let i = 0; i < n; i++) if (a[as + i] !== b[bs + i]) return false;
-  return true;
-}
-
-function hostWithoutPort(authority: string): string {
-  let host = authority;
-  if (host.charCodeAt(0) === 0x5b) {
-    const close = host.indexOf(']');
-    host = close === -1 ? host : host.slice(1, close);
-  } else {
-    const colon = host.lastIndexOf(':');
-    if (colon !== -1) host = host.slice(0, colon);
-  }
-  // Lower-case only when needed (most clients already send lower-case hosts).
-  for (let i = 0; i < host.length; i++) {
-    const c = host.charCodeAt(i);
-    if (c >= 0x41 && c <= 0x5a) return host.toLowerCase();
-  }
-  return host;
+function retryTimerFired(d: Http1Downstream): void {
+  d.onRetryTimer();
 }

@@ -57,6 +57,22 @@ export class TcpStats {
   constructor(readonly labels: TcpLabels) {}
 }
 
+/** A plain counter or gauge sample with its labels; summed across workers. */
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** A counter the hot path bumps by reference. */
+export class Counter {
+  value = 0;
+  constructor(
+    readonly name: string,
+    readonly labels: Record<string, string>,
+  ) {}
+}
+
 export interface ResponseSnapshot {
   status: number;
   success: number;
@@ -97,6 +113,10 @@ export interface WorkerMetricsSnapshot {
   protocolErrors: Record<string, number>;
   /** Exceptions caught in connection handlers (bugs), by where they happened. */
   internalErrors: Record<string, number>;
+  /** Named counters (retries, ejections, zone traffic, ...). */
+  counters: Sample[];
+  /** Gauges read at snapshot time (ready endpoints, zones in use, queue depth, ...). */
+  gauges: Sample[];
 }
 
 /** Live TCP counts that only exist on open sockets (bytes so far), summed at snapshot time. */
@@ -140,6 +160,19 @@ export class MetricsRegistry {
   }
 
   readonly internalErrors = new Map<string, number>();
+  private readonly counters = new Map<string, Counter>();
+
+  /** The counter of that name and labels (created at zero). Look it up once, bump `.value` on the hot path. */
+  counter(name: string, labels: Record<string, string>): Counter {
+    let key = name;
+    for (const k of Object.keys(labels)) key += `\u0000${k}\u0000${labels[k]}`;
+    let c = this.counters.get(key);
+    if (c === undefined) {
+      c = new Counter(name, labels);
+      this.counters.set(key, c);
+    }
+    return c;
+  }
 
   countInternalError(where: string): void {
     this.internalErrors.set(where, (this.internalErrors.get(where) ?? 0) + 1);
@@ -149,7 +182,7 @@ export class MetricsRegistry {
     this.protocolErrors.set(name, (this.protocolErrors.get(name) ?? 0) + 1);
   }
 
-  snapshot(worker: number, elu: number, openConnections: number, configVersion: string, live?: OpenBytesSource): WorkerMetricsSnapshot {
+  snapshot(worker: number, elu: number, openConnections: number, configVersion: string, live?: OpenBytesSource, gauges: Sample[] = []): WorkerMetricsSnapshot {
     const openRead = new Map<TcpStats, number>();
     const openWritten = new Map<TcpStats, number>();
     live?.addOpenBytes((s, r, w) => {
@@ -163,6 +196,8 @@ export class MetricsRegistry {
       configVersion,
       protocolErrors: Object.fromEntries(this.protocolErrors),
       internalErrors: Object.fromEntries(this.internalErrors),
+      counters: [...this.counters.values()].map((c) => ({ name: c.name, labels: c.labels, value: c.value })),
+      gauges,
       http: [...this.http.values()].map((s) => ({
         labels: s.labels,
         requests: s.requests,

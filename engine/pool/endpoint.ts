@@ -2,7 +2,9 @@
 // and survive config reloads, so that a reload keeps warm connections.
 
 import type { PoolSettings } from '../config/snapshot';
+import type { EndpointHealth } from '../balance/failure-accrual';
 import type { PeakEwma } from '../balance/peak-ewma';
+import type { ZoneTraffic } from '../metrics/zone-traffic';
 
 /** What the pool needs of a pooled connection. */
 export interface Poolable {
@@ -25,6 +27,10 @@ export class Endpoint<C extends Poolable = Poolable> {
   live = true;
   /** Latency estimate for P2C (kept on the endpoint, so that it survives config reloads). */
   ewma: PeakEwma | null = null;
+  /** Failure accrual state (created on the first outcome; survives reloads too). */
+  health: EndpointHealth | null = null;
+  /** Where this endpoint's traffic is counted (set when a snapshot is applied). */
+  traffic: ZoneTraffic | null = null;
 
   constructor(
     readonly host: string,

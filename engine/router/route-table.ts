@@ -3,6 +3,7 @@
 
 import type { HeaderMatch, RouteSnapshot } from '../config/snapshot';
 import type { HeadInfo } from '../http1/head-parser';
+import type { CompiledRetry } from '../retry/retry-policy';
 import type { Cluster } from '../cluster';
 import { WeightedRotation } from '../balance/weighted-rotation';
 
@@ -22,6 +23,11 @@ export class CompiledRoute {
   readonly name: string;
   readonly backends: WeightedCluster[];
   readonly requestTimeoutMs: number;
+  /** 0 = the backend service's. */
+  readonly responseTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  /** The route's own retry policy; null = the backend service's. */
+  readonly retry: CompiledRetry | null;
   private readonly exactHosts: Set<string>;
   private readonly wildcardSuffixes: string[];
   private readonly anyHost: boolean;
@@ -30,9 +36,12 @@ export class CompiledRoute {
   /** True when the route matches every request (no hosts, no match conditions). */
   readonly catchAll: boolean;
 
-  constructor(r: RouteSnapshot, clusters: ReadonlyMap<string, Cluster>) {
+  constructor(r: RouteSnapshot, clusters: ReadonlyMap<string, Cluster>, retry: CompiledRetry | null = null) {
     this.name = r.name;
     this.requestTimeoutMs = r.requestTimeoutMs;
+    this.responseTimeoutMs = r.responseTimeoutMs ?? 0;
+    this.idleTimeoutMs = r.idleTimeoutMs ?? 0;
+    this.retry = retry;
     this.backends = r.backends
       .filter((b) => b.weight > 0)
       .map((b) => ({ cluster: clusters.get(b.service)!, weight: b.weight }));

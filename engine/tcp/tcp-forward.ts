@@ -2,6 +2,7 @@
 // stream back-pressure, half-close propagated, counted in the tcp_* metrics at close.
 
 import * as net from 'node:net';
+import { Outcome } from '../balance/balancer';
 import type { Cluster } from '../cluster';
 import type { ListenerRuntime, ProxyContext, TrackedConnection } from '../context';
 import type { Inbound } from '../io/inbound';
@@ -32,7 +33,7 @@ export class TcpForward implements TrackedConnection {
     ctx.track(this);
     client.on('error', () => this.close());
     client.on('close', () => this.close());
-    const ep = cluster?.picker.pick() ?? null;
+    const ep = cluster?.balancer.pick() ?? null;
     if (ep === null) {
       client.destroy();
       return;
@@ -46,6 +47,11 @@ export class TcpForward implements TrackedConnection {
     this.upCounted = true;
     up.on('connect', () => {
       this.connected = true;
+      cluster!.balancer.outcome(ep, Outcome.Success);
+    });
+    // A refused or unreachable endpoint counts toward its failure accrual.
+    up.on('error', () => {
+      if (!this.connected) cluster!.balancer.outcome(ep, Outcome.Failure);
     });
     up.on('error', () => this.close());
     up.on('close', () => this.close());

@@ -8,13 +8,6 @@ import { DEFAULT_POOL_SETTINGS } from '../../../../engine/config/snapshot';
 import { Endpoint } from '../../../../engine/pool/endpoint';
 import { Prng } from '../../../helpers/prng';
 
-class FakeClock {
-  t = 0;
-  now(): number {
-    return this.t;
-  }
-}
-
 /** A uniform [0, 1) source from the seeded PRNG. */
 function uniform(seed: number): () => number {
   const r = new Prng(seed);
@@ -45,48 +38,45 @@ test('the estimate decays between samples (tau = 10 s)', () => {
 });
 
 test('P2C takes the cheaper of two distinct endpoints: cost = estimate x (in flight + 1)', () => {
-  const clock = new FakeClock();
   const [a, b] = [ep(1), ep(2)];
-  const p = new P2cPeakEwmaPicker([a, b], { clock, rng: uniform(1) });
+  const set = [a, b];
+  const p = new P2cPeakEwmaPicker({ rng: uniform(1) });
   // Let the 30 ms starting estimates decay away, so that each sample becomes the estimate.
-  p.cost(a);
-  p.cost(b);
-  clock.t = 200_000;
-  p.observe(a, 100);
-  p.observe(b, 10);
-  assert.equal(p.cost(a), 100);
-  assert.equal(p.cost(b), 10);
-  for (let i = 0; i < 50; i++) assert.equal(p.pick(), b);
+  p.cost(a, 0);
+  p.cost(b, 0);
+  const t = 200_000;
+  p.observe(a, 100, t);
+  p.observe(b, 10, t);
+  assert.equal(p.cost(a, t), 100);
+  assert.equal(p.cost(b, t), 10);
+  for (let i = 0; i < 50; i++) assert.equal(p.pick(set, t), b);
   // Load on b: 10 x (20 + 1) = 210 > 100 x 1, so a wins now.
   b.inFlight = 20;
-  assert.equal(p.pick(), a);
-  assert.equal(p.cost(b), 10 * 21);
+  assert.equal(p.pick(set, t), a);
+  assert.equal(p.cost(b, t), 10 * 21);
 });
 
 test('over many picks a slow endpoint gets little traffic but is never starved forever', () => {
-  const clock = new FakeClock();
   const eps = [ep(1), ep(2), ep(3), ep(4)];
-  const p = new P2cPeakEwmaPicker(eps, { clock, rng: uniform(42) });
-  for (const e of eps) p.observe(e, e === eps[3] ? 500 : 5);
+  const p = new P2cPeakEwmaPicker({ rng: uniform(42) });
+  for (const e of eps) p.observe(e, e === eps[3] ? 500 : 5, 0);
   const counts = new Map(eps.map((e) => [e, 0]));
   for (let i = 0; i < 4000; i++) {
-    const e = p.pick()!;
+    const e = p.pick(eps, 0);
     counts.set(e, counts.get(e)! + 1);
   }
   // The slow one is only picked when both choices are it... which P2C never does: two distinct.
   assert.equal(counts.get(eps[3]), 0);
   for (const e of eps.slice(0, 3)) assert.ok(counts.get(e)! > 1000, `share of a fast endpoint: ${counts.get(e)}`);
   // A minute later its estimate has decayed below the fast ones' last samples: it is tried again.
-  clock.t = 60_000;
-  for (const e of eps.slice(0, 3)) p.observe(e, 5);
+  const t = 60_000;
+  for (const e of eps.slice(0, 3)) p.observe(e, 5, t);
   let picked = 0;
-  for (let i = 0; i < 400; i++) if (p.pick() === eps[3]) picked++;
+  for (let i = 0; i < 400; i++) if (p.pick(eps, t) === eps[3]) picked++;
   assert.ok(picked > 0, 'the decayed endpoint is tried again');
 });
 
-test('one endpoint is always picked; none gives null', () => {
-  const clock = new FakeClock();
+test('a single candidate is always picked', () => {
   const only = ep(9);
-  assert.equal(new P2cPeakEwmaPicker([only], { clock, rng: () => 0.5 }).pick(), only);
-  assert.equal(new P2cPeakEwmaPicker([], { clock, rng: () => 0.5 }).pick(), null);
+  assert.equal(new P2cPeakEwmaPicker({ rng: () => 0.5 }).pick([only], 0), only);
 });

@@ -1,0 +1,29 @@
+// Names, types and help texts of the engine's named counters and gauges (registry.counter and the
+// gauges of a snapshot), in one table, so that the renderer describes every family it prints.
+
+export interface MetricFamily {
+  type: 'counter' | 'gauge';
+  help: string;
+}
+
+export const METRIC_FAMILIES = {
+  retry_requests_total: { type: 'counter', help: 'Retries sent, by route (or service when no route set the policy) and the failure that caused them.' },
+  retry_budget_exhausted_total: { type: 'counter', help: 'Retries not sent because the retry budget was spent.' },
+  retry_limit_exceeded_total: { type: 'counter', help: 'Requests that failed after their last allowed retry.' },
+  balancer_ejections_total: { type: 'counter', help: 'Endpoints taken out of rotation by failure accrual (including failed probes).' },
+  balancer_restorations_total: { type: 'counter', help: 'Endpoints back in rotation after a successful probe.' },
+  balancer_endpoints: { type: 'gauge', help: 'Endpoints of a service per worker, by state (ready or ejected).' },
+  balancer_zones_spilled: { type: 'gauge', help: 'Other zones in use beside the local one (zone-local routing), summed over workers.' },
+  balancer_zone_load: { type: 'gauge', help: 'Averaged requests in flight per ready endpoint of the zones in use, averaged over workers.' },
+  balancer_queue_waiting: { type: 'gauge', help: 'Requests waiting in the balancer queue.' },
+  balancer_queue_shed_total: { type: 'counter', help: 'Requests refused with 503 because the balancer queue was full.' },
+  balancer_queue_failfast_total: { type: 'counter', help: 'Requests failed with 504 after waiting in the balancer queue for the fail-fast timeout.' },
+  zone_requests_total: { type: 'counter', help: 'Requests sent (attempts), by source and destination zone.' },
+  zone_bytes_total: { type: 'counter', help: 'HTTP bytes sent to and received from upstreams, by source and destination zone.' },
+  zone_cross_transfer_cost_usd_total: { type: 'counter', help: 'Estimated cost of the bytes that crossed zones (price per GB each way, proxy.zoneTransferUsdPerGb).' },
+} as const satisfies Record<string, MetricFamily>;
+
+export type MetricName = keyof typeof METRIC_FAMILIES;
+
+/** Gauges that are averaged across workers instead of summed. */
+export const AVERAGED_GAUGES: ReadonlySet<string> = new Set(['balancer_zone_load']);

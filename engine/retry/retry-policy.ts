@@ -1,0 +1,93 @@
+// A retry policy compiled for the hot path: which failures may be retried, for which requests, how
+// often, and the budget shared by all requests under the policy (one per route, or per service).
+
+import type { RetryPolicy } from '../config/snapshot';
+import type { Counter } from '../metrics/registry';
+import { RetryBudget } from './retry-budget';
+
+export interface RetryCounters {
+  retries: Counter;
+  budgetExhausted: Counter;
+  limitExceeded: Counter;
+}
+
+export const enum RetryOn {
+  Status5xx = 1,
+  GatewayError = 2,
+  ConnectFailure = 4,
+  Reset = 8,
+  StatusCodes = 16,
+}
+
+/** How an attempt failed before a usable response, as far as retries care. */
+export const enum AttemptFailure {
+  /** Refused, unreachable, connect timeout: the request never reached the upstream. */
+  Connect = 0,
+  /** The connection broke before the response head. */
+  Reset,
+  /** The per-attempt response deadline passed (a gateway timeout). */
+  ResponseTimeout,
+  /** The upstream sent something that is not HTTP (a bad gateway). */
+  BadResponse,
+}
+
+export class CompiledRetry {
+  readonly mask: number;
+  readonly maxRetries: number;
+  readonly maxBodyBytes: number;
+  readonly nonIdempotent: boolean;
+  readonly backoffBaseMs: number;
+  readonly backoffMaxMs: number;
+  readonly budget: RetryBudget;
+  private readonly statusCodes: Set<number>;
+
+  constructor(
+    p: RetryPolicy,
+    readonly counters: RetryCounters,
+  ) {
+    let mask = 0;
+    for (const c of p.on) {
+      if (c === '5xx') mask |= RetryOn.Status5xx;
+      else if (c === 'gateway-error') mask |= RetryOn.GatewayError;
+      else if (c === 'connect-failure') mask |= RetryOn.ConnectFailure;
+      else if (c === 'reset') mask |= RetryOn.Reset;
+      else mask |= RetryOn.StatusCodes;
+    }
+    this.mask = mask;
+    this.maxRetries = p.maxRetries;
+    this.maxBodyBytes = p.maxBodyBytes;
+    this.nonIdempotent = p.nonIdempotent;
+    this.backoffBaseMs = p.backoffBaseMs;
+    this.backoffMaxMs = p.backoffMaxMs;
+    this.statusCodes = new Set(p.statusCodes);
+    this.budget = new RetryBudget(p.budget);
+  }
+
+  /** Whether a response with this status may be retried (before anything of it reached the client). */
+  retriesStatus(status: number): boolean {
+    const m = this.mask;
+    if (m === RetryOn.ConnectFailure) return false; // the default policy: fast path
+    if ((m & RetryOn.Status5xx) !== 0 && status >= 500 && status <= 599) return true;
+    if ((m & RetryOn.GatewayError) !== 0 && (status === 502 || status === 503 || status === 504)) return true;
+    return (m & RetryOn.StatusCodes) !== 0 && this.statusCodes.has(status);
+  }
+
+  /** Whether a failed attempt may be retried. */
+  retriesFailure(f: AttemptFailure): boolean {
+    const m = this.mask;
+    switch (f) {
+      case AttemptFailure.Connect:
+        return (m & (RetryOn.ConnectFailure | RetryOn.Status5xx | RetryOn.GatewayError)) !== 0;
+      case AttemptFailure.Reset:
+        return (m & (RetryOn.Reset | RetryOn.Status5xx)) !== 0;
+      default:
+        // Answered locally as 502/504: retried where those statuses would be.
+        return (m & (RetryOn.Status5xx | RetryOn.GatewayError)) !== 0;
+    }
+  }
+
+  /** Whether failures after the request was sent may be retried for this method (connect failures always may). */
+  mayResend(idempotent: boolean): boolean {
+    return idempotent || this.nonIdempotent;
+  }
+}
