@@ -21,8 +21,10 @@ Options:
   --config FILE        YAML config (listeners, services, routes); reloaded when it changes
   --listen HOST:PORT   one-line mode: listen here ...
   --to HOST:PORT[@Z]   ... and forward to this upstream (repeatable; @ZONE tags its zone)
-  --zone ZONE          this proxy's zone (one-line mode)
-  --balancer KIND      p2c-ewma (default: P2C over peak-EWMA latency) or round-robin (one-line mode)
+  --zone ZONE          this proxy's zone (default: $BOWLINE_ZONE); with zones on the --to
+                       endpoints, traffic stays in it and spills over only under load (HAZL)
+  --balancer KIND      p2c-ewma (default: P2C over peak-EWMA latency), least-request or
+                       round-robin (one-line mode)
   --workers N          engine worker threads (default: one per core, ${availableParallelism()} here)
   --admin HOST:PORT    admin listener for /metrics /ready /live /config_dump (default 127.0.0.1:4191)
   --drain-grace-ms MS  on SIGTERM, how long in-flight requests may take (default 10000)
@@ -96,8 +98,10 @@ async function proxy(argv: string[]): Promise<void> {
       return at > 0 ? { address: addr('--to', t.slice(0, at)), zone: t.slice(at + 1) } : { address: addr('--to', t), zone: '' };
     });
     const balancer = values.balancer;
-    if (balancer !== 'p2c-ewma' && balancer !== 'round-robin') fail(`--balancer must be p2c-ewma or round-robin, got "${balancer}"`);
-    snapshot = oneLineSnapshot({ listen: addr('--listen', values.listen, 0), to, zone: values.zone, balancer });
+    if (balancer !== 'p2c-ewma' && balancer !== 'round-robin' && balancer !== 'least-request') {
+      fail(`--balancer must be p2c-ewma, least-request or round-robin, got "${balancer}"`);
+    }
+    snapshot = oneLineSnapshot({ listen: addr('--listen', values.listen, 0), to, zone: values.zone ?? process.env['BOWLINE_ZONE'] ?? '', balancer });
   }
   try {
     const p = await runProxy({

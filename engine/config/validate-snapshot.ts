@@ -3,7 +3,7 @@
 // Pure: no I/O, no clock; safe to call on any thread and from any config source.
 
 import { isIP } from 'node:net';
-import type { EngineSnapshot, ListenerSnapshot, RouteSnapshot, ServiceSnapshot, SocketAddress } from './snapshot';
+import type { EngineSnapshot, ListenerSnapshot, RetryPolicy, RouteSnapshot, ServiceSnapshot, SocketAddress } from './snapshot';
 
 /** One step of a path into the snapshot: an object key or an array index. */
 export type PathSegment = string | number;
@@ -45,6 +45,9 @@ export function findSnapshotProblems(s: EngineSnapshot): SnapshotProblem[] {
 
   if (typeof s.version !== 'string' || s.version === '') report(['version'], 'must not be empty');
   checkHttp(s, report);
+  if (s.zoneTransferUsdPerGb !== undefined && !(Number.isFinite(s.zoneTransferUsdPerGb) && s.zoneTransferUsdPerGb >= 0)) {
+    report(['zoneTransferUsdPerGb'], `must be a number >= 0, got ${s.zoneTransferUsdPerGb}`);
+  }
   s.opaquePorts.forEach((port, i) => checkPort(['opaquePorts', i], port, 1, report));
 
   const serviceNames = checkUniqueNames('service', 'services', s.services, report);
@@ -135,6 +138,7 @@ function checkService(svc: ServiceSnapshot, at: PathSegment[], report: Report): 
     report([...at, 'pool', 'maxIdlePerEndpoint'], `must be an integer >= 0, got ${svc.pool.maxIdlePerEndpoint}`);
   }
   checkDuration([...at, 'pool', 'idleTimeoutMs'], svc.pool.idleTimeoutMs, report);
+  checkServicePolicies(svc, at, report);
 
   const seen = new Set<string>();
   let totalWeight = 0;
@@ -192,6 +196,85 @@ function checkRoute(route: RouteSnapshot, at: PathSegment[], serviceNames: Reado
   });
   if (route.backends.length > 0 && weightsValid && totalWeight === 0) report([...at, 'backends'], 'every backend has weight 0, so no request could be sent');
   checkDuration([...at, 'requestTimeoutMs'], route.requestTimeoutMs, report);
+  if (route.responseTimeoutMs !== undefined) checkDuration([...at, 'responseTimeoutMs'], route.responseTimeoutMs, report);
+  if (route.idleTimeoutMs !== undefined) checkDuration([...at, 'idleTimeoutMs'], route.idleTimeoutMs, report);
+  if (route.retry !== undefined) checkRetry(route.retry, [...at, 'retry'], report);
+}
+
+const BALANCERS = new Set(['p2c-ewma', 'round-robin', 'least-request']);
+const ACCRUAL_MODES = new Set(['consecutive', 'success-rate', 'off']);
+const RETRY_CONDITIONS = new Set(['5xx', 'gateway-error', 'connect-failure', 'reset', 'retriable-status-codes']);
+
+function checkServicePolicies(svc: ServiceSnapshot, at: PathSegment[], report: Report): void {
+  if (svc.balancer !== undefined && !BALANCERS.has(svc.balancer)) report([...at, 'balancer'], `must be one of "p2c-ewma", "round-robin", "least-request", got "${svc.balancer}"`);
+  const z = svc.zoneLocality;
+  if (z !== undefined) {
+    const zAt = [...at, 'zoneLocality'];
+    if (!(z.highLoad > 0)) report([...zAt, 'highLoad'], `must be > 0, got ${z.highLoad}`);
+    if (!(z.lowLoad >= 0 && z.lowLoad < z.highLoad)) report([...zAt, 'lowLoad'], `must be >= 0 and below highLoad (${z.highLoad}), got ${z.lowLoad}`);
+    if (!(z.loadWindowMs >= 1)) report([...zAt, 'loadWindowMs'], `must be >= 1, got ${z.loadWindowMs}`);
+  }
+  const f = svc.failureAccrual;
+  if (f !== undefined) {
+    const fAt = [...at, 'failureAccrual'];
+    if (!ACCRUAL_MODES.has(f.mode)) report([...fAt, 'mode'], `must be "consecutive", "success-rate" or "off", got "${f.mode}"`);
+    if (!(Number.isInteger(f.consecutiveFailures) && f.consecutiveFailures >= 1)) report([...fAt, 'consecutiveFailures'], `must be an integer >= 1, got ${f.consecutiveFailures}`);
+    checkDuration([...fAt, 'minBackoffMs'], f.minBackoffMs, report);
+    checkDuration([...fAt, 'maxBackoffMs'], f.maxBackoffMs, report);
+    if (f.maxBackoffMs < f.minBackoffMs) report([...fAt, 'maxBackoffMs'], `must be >= minBackoffMs (${f.minBackoffMs}), got ${f.maxBackoffMs}`);
+    checkRatio([...fAt, 'jitter'], f.jitter, report);
+    if (!(f.maxEjectionPercent >= 0 && f.maxEjectionPercent <= 100)) report([...fAt, 'maxEjectionPercent'], `must be from 0 to 100, got ${f.maxEjectionPercent}`);
+    checkRatio([...fAt, 'successRateThreshold'], f.successRateThreshold, report);
+    if (!(f.successRateMinRequests >= 1)) report([...fAt, 'successRateMinRequests'], `must be >= 1, got ${f.successRateMinRequests}`);
+    if (!(Number.isInteger(f.successRateWindow) && f.successRateWindow >= f.successRateMinRequests)) {
+      report([...fAt, 'successRateWindow'], `must be an integer >= the minimum requests (${f.successRateMinRequests}), got ${f.successRateWindow}`);
+    }
+  }
+  const p = svc.failurePenalty;
+  if (p !== undefined) {
+    p.statuses.forEach((st, k) => checkStatus([...at, 'failurePenalty', 'statuses', k], st, report));
+    checkDuration([...at, 'failurePenalty', 'latencyMs'], p.latencyMs, report);
+    checkDuration([...at, 'failurePenalty', 'maxLatencyMs'], p.maxLatencyMs, report);
+  }
+  const q = svc.queue;
+  if (q !== undefined) {
+    if (!(Number.isInteger(q.maxInFlight) && q.maxInFlight >= 1)) report([...at, 'queue', 'maxInFlight'], `must be an integer >= 1, got ${q.maxInFlight}`);
+    if (!(Number.isInteger(q.capacity) && q.capacity >= 0)) report([...at, 'queue', 'capacity'], `must be an integer >= 0, got ${q.capacity}`);
+    checkDuration([...at, 'queue', 'failFastMs'], q.failFastMs, report);
+  }
+  if (svc.retry !== undefined) checkRetry(svc.retry, [...at, 'retry'], report);
+  const t = svc.timeouts;
+  if (t !== undefined) {
+    checkDuration([...at, 'timeouts', 'requestMs'], t.requestMs, report);
+    checkDuration([...at, 'timeouts', 'responseMs'], t.responseMs, report);
+    checkDuration([...at, 'timeouts', 'idleMs'], t.idleMs, report);
+  }
+}
+
+function checkRetry(r: RetryPolicy, at: PathSegment[], report: Report): void {
+  r.on.forEach((c, k) => {
+    if (!RETRY_CONDITIONS.has(c)) report([...at, 'on', k], `must be one of ${[...RETRY_CONDITIONS].map((x) => `"${x}"`).join(', ')}, got "${c}"`);
+  });
+  r.statusCodes.forEach((st, k) => checkStatus([...at, 'statusCodes', k], st, report));
+  if (r.statusCodes.length > 0 && !r.on.includes('retriable-status-codes')) {
+    report([...at, 'statusCodes'], 'is only used with "retriable-status-codes" in "on"; add it there');
+  }
+  if (!(Number.isInteger(r.maxRetries) && r.maxRetries >= 0)) report([...at, 'maxRetries'], `must be an integer >= 0, got ${r.maxRetries}`);
+  checkDuration([...at, 'backoffBaseMs'], r.backoffBaseMs, report);
+  checkDuration([...at, 'backoffMaxMs'], r.backoffMaxMs, report);
+  if (r.backoffMaxMs < r.backoffBaseMs) report([...at, 'backoffMaxMs'], `must be >= the base backoff (${r.backoffBaseMs}), got ${r.backoffMaxMs}`);
+  if (!(Number.isInteger(r.maxBodyBytes) && r.maxBodyBytes >= 0)) report([...at, 'maxBodyBytes'], `must be an integer >= 0, got ${r.maxBodyBytes}`);
+  checkRatio([...at, 'budget', 'ratio'], r.budget.ratio, report);
+  if (!(r.budget.minPerSecond >= 0)) report([...at, 'budget', 'minPerSecond'], `must be >= 0, got ${r.budget.minPerSecond}`);
+  if (!(r.budget.windowMs >= 1)) report([...at, 'budget', 'windowMs'], `must be >= 1, got ${r.budget.windowMs}`);
+}
+
+function checkRatio(at: PathSegment[], v: number, report: Report): void {
+  if (!(v >= 0 && v <= 1)) report(at, `must be from 0 to 1, got ${v}`);
+}
+
+function checkStatus(at: PathSegment[], v: number, report: Report): void {
+  if (!(Number.isInteger(v) && v >= 100 && v <= 599)) report(at, `must be an HTTP status from 100 to 599, got ${v}`);
 }
 
 function checkAddress(at: PathSegment[], a: SocketAddress, minPort: number, report: Report): boolean {

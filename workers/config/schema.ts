@@ -13,6 +13,7 @@ export interface ConfigFile {
 
 export interface ProxyConfig {
   zone?: string;
+  zoneTransferUsdPerGb?: number;
   http?: {
     maxHeadBytes?: number;
     headTimeoutMs?: number;
@@ -32,12 +33,42 @@ export interface ListenerConfig {
   detectTimeoutMs?: number;
 }
 
-export interface ServiceConfig {
+export interface RetryConfig {
+  on?: ('5xx' | 'gateway-error' | 'connect-failure' | 'reset' | 'retriable-status-codes')[];
+  statusCodes?: number[];
+  maxRetries?: number;
+  backoff?: { baseMs?: number; maxMs?: number };
+  maxBodyBytes?: number;
+  nonIdempotent?: boolean;
+  budget?: { ratio?: number; minPerSecond?: number; windowMs?: number };
+}
+
+/** Timeouts that a route, a rule or a service may set. */
+export interface TimeoutFields {
+  responseTimeoutMs?: number;
+  idleTimeoutMs?: number;
+}
+
+export interface ServiceConfig extends TimeoutFields {
   name: string;
   endpoints: { address: string; zone?: string; weight?: number }[];
   connectTimeoutMs?: number;
-  balancer?: 'p2c-ewma' | 'round-robin';
+  requestTimeoutMs?: number;
+  balancer?: 'p2c-ewma' | 'round-robin' | 'least-request';
   pool?: { maxIdlePerEndpoint?: number; idleTimeoutMs?: number };
+  zoneLocality?: { enabled?: boolean; highLoad?: number; lowLoad?: number; loadWindowMs?: number };
+  failureAccrual?: {
+    mode?: 'consecutive' | 'success-rate' | 'off';
+    consecutiveFailures?: number;
+    minBackoffMs?: number;
+    maxBackoffMs?: number;
+    jitter?: number;
+    maxEjectionPercent?: number;
+    successRate?: { threshold?: number; minRequests?: number; window?: number };
+  };
+  failurePenalty?: { enabled?: boolean; statuses?: number[]; latencyMs?: number; maxLatencyMs?: number };
+  queue?: { maxInFlight?: number; capacity?: number; failFastMs?: number };
+  retry?: RetryConfig;
 }
 
 export interface MatchConfig {
@@ -51,18 +82,20 @@ export interface BackendRefConfig {
   weight?: number;
 }
 
-export interface RuleConfig {
+export interface RuleConfig extends TimeoutFields {
   name?: string;
   matches?: MatchConfig[];
   backendRefs: BackendRefConfig[];
   timeoutMs?: number;
+  retry?: RetryConfig;
 }
 
 /** Either `matches` + `backendRefs` directly, or `rules` (checked in code: the schema keeps errors simple). */
-export interface RouteConfig {
+export interface RouteConfig extends TimeoutFields {
   name: string;
   hostnames?: string[];
   timeoutMs?: number;
+  retry?: RetryConfig;
   matches?: MatchConfig[];
   backendRefs?: BackendRefConfig[];
   rules?: RuleConfig[];
@@ -90,6 +123,28 @@ const TOKEN = {
   type: 'string',
   pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$",
   description: 'a token (letters, digits and !#$%&\'*+.^_`|~-, no spaces)',
+} as const;
+
+const RATIO = { type: 'number', minimum: 0, maximum: 1 } as const;
+const STATUS = { type: 'integer', minimum: 100, maximum: 599 } as const;
+const COUNT = { type: 'integer', minimum: 0 } as const;
+
+const RETRY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    on: { type: 'array', items: { enum: ['5xx', 'gateway-error', 'connect-failure', 'reset', 'retriable-status-codes'] } },
+    statusCodes: { type: 'array', items: STATUS },
+    maxRetries: COUNT,
+    backoff: { type: 'object', additionalProperties: false, properties: { baseMs: DURATION_MS, maxMs: DURATION_MS } },
+    maxBodyBytes: COUNT,
+    nonIdempotent: { type: 'boolean' },
+    budget: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { ratio: RATIO, minPerSecond: { type: 'number', minimum: 0 }, windowMs: { type: 'integer', minimum: 1 } },
+    },
+  },
 } as const;
 
 const MATCH = {
@@ -145,6 +200,7 @@ export const CONFIG_FILE_SCHEMA = {
       additionalProperties: false,
       properties: {
         zone: { type: 'string' },
+        zoneTransferUsdPerGb: { type: 'number', minimum: 0 },
         http: {
           type: 'object',
           additionalProperties: false,
@@ -194,7 +250,48 @@ export const CONFIG_FILE_SCHEMA = {
             },
           },
           connectTimeoutMs: DURATION_MS,
-          balancer: { type: 'string', enum: ['p2c-ewma', 'round-robin'] },
+          requestTimeoutMs: DURATION_MS,
+          responseTimeoutMs: DURATION_MS,
+          idleTimeoutMs: DURATION_MS,
+          balancer: { type: 'string', enum: ['p2c-ewma', 'round-robin', 'least-request'] },
+          zoneLocality: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              enabled: { type: 'boolean' },
+              highLoad: { type: 'number', exclusiveMinimum: 0 },
+              lowLoad: { type: 'number', minimum: 0 },
+              loadWindowMs: { type: 'integer', minimum: 1 },
+            },
+          },
+          failureAccrual: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              mode: { enum: ['consecutive', 'success-rate', 'off'] },
+              consecutiveFailures: { type: 'integer', minimum: 1 },
+              minBackoffMs: DURATION_MS,
+              maxBackoffMs: DURATION_MS,
+              jitter: RATIO,
+              maxEjectionPercent: { type: 'number', minimum: 0, maximum: 100 },
+              successRate: {
+                type: 'object',
+                additionalProperties: false,
+                properties: { threshold: RATIO, minRequests: { type: 'integer', minimum: 1 }, window: { type: 'integer', minimum: 1 } },
+              },
+            },
+          },
+          failurePenalty: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { enabled: { type: 'boolean' }, statuses: { type: 'array', items: STATUS }, latencyMs: DURATION_MS, maxLatencyMs: DURATION_MS },
+          },
+          queue: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { maxInFlight: { type: 'integer', minimum: 1 }, capacity: COUNT, failFastMs: DURATION_MS },
+          },
+          retry: RETRY,
           pool: {
             type: 'object',
             additionalProperties: false,
@@ -216,6 +313,9 @@ export const CONFIG_FILE_SCHEMA = {
           name: NAME,
           hostnames: { type: 'array', items: { type: 'string', minLength: 1 } },
           timeoutMs: DURATION_MS,
+          responseTimeoutMs: DURATION_MS,
+          idleTimeoutMs: DURATION_MS,
+          retry: RETRY,
           matches: { type: 'array', items: MATCH },
           backendRefs: BACKEND_REFS,
           rules: {
@@ -230,6 +330,9 @@ export const CONFIG_FILE_SCHEMA = {
                 matches: { type: 'array', items: MATCH },
                 backendRefs: BACKEND_REFS,
                 timeoutMs: DURATION_MS,
+                responseTimeoutMs: DURATION_MS,
+                idleTimeoutMs: DURATION_MS,
+                retry: RETRY,
               },
             },
           },

@@ -9,6 +9,14 @@ import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { LineCounter, parseDocument } from 'yaml';
 import { DEFAULT_BALANCER,
   DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_FAILURE_ACCRUAL,
+  DEFAULT_FAILURE_PENALTY,
+  DEFAULT_QUEUE,
+  DEFAULT_RETRY_POLICY,
+  DEFAULT_TIMEOUTS,
+  DEFAULT_ZONE_LOCALITY,
+  DEFAULT_ZONE_TRANSFER_USD_PER_GB,
+  type RetryPolicy,
   DEFAULT_DETECT_TIMEOUT_MS,
   DEFAULT_HTTP_SETTINGS,
   DEFAULT_POOL_SETTINGS,
@@ -27,7 +35,10 @@ import {
   type BackendRefConfig,
   type ConfigFile,
   type MatchConfig,
+  type RetryConfig,
   type RouteConfig,
+  type RuleConfig,
+  type ServiceConfig,
 } from './schema';
 
 export interface ConfigProblem {
@@ -281,7 +292,7 @@ function editDistance(a: string, b: string): number {
 /** Where snapshot items came from in the file, so snapshot problems can name the file's fields. */
 interface Origins {
   /** Per snapshot route. */
-  routes: { route: PathSegment[]; rule: PathSegment[]; ruleNamed: boolean; ruleTimeout: boolean }[];
+  routes: { route: PathSegment[]; rule: PathSegment[]; ruleNamed: boolean; ruleTimeout: boolean; ruleRetry: boolean }[];
   /** Per listener: snapshot routes[k] came from file routes[listenerRoutes[i][k]]. */
   listenerRoutes: number[][];
 }
@@ -313,7 +324,7 @@ function translate(file: ConfigFile, version: string): Translation {
     })),
     pool: { ...DEFAULT_POOL_SETTINGS, ...svc.pool },
     connectTimeoutMs: svc.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
-    balancer: svc.balancer ?? DEFAULT_BALANCER,
+    ...translateServicePolicies(svc),
   }));
 
   const routes: RouteSnapshot[] = [];
@@ -355,7 +366,9 @@ function translate(file: ConfigFile, version: string): Translation {
   const proxy = file.proxy ?? {};
   const snapshot: EngineSnapshot = {
     version,
-    zone: proxy.zone ?? '',
+    // The zone may come from the environment (a pod's topology label, passed down by the injector).
+    zone: proxy.zone ?? process.env['BOWLINE_ZONE'] ?? '',
+    zoneTransferUsdPerGb: proxy.zoneTransferUsdPerGb ?? DEFAULT_ZONE_TRANSFER_USD_PER_GB,
     listeners,
     services,
     routes,
@@ -387,8 +400,15 @@ function translateRoute(
         matches: translateMatches(rule.matches),
         backends: translateBackends(rule.backendRefs),
         requestTimeoutMs: rule.timeoutMs ?? r.timeoutMs ?? 0,
+        ...routePolicies(rule, r),
       });
-      origins.routes.push({ route: at, rule: [...at, 'rules', q], ruleNamed: rule.name !== undefined, ruleTimeout: rule.timeoutMs !== undefined });
+      origins.routes.push({
+        route: at,
+        rule: [...at, 'rules', q],
+        ruleNamed: rule.name !== undefined,
+        ruleTimeout: rule.timeoutMs !== undefined,
+        ruleRetry: rule.retry !== undefined,
+      });
       return name;
     });
   }
@@ -401,9 +421,89 @@ function translateRoute(
     matches: translateMatches(r.matches),
     backends: translateBackends(r.backendRefs ?? []),
     requestTimeoutMs: r.timeoutMs ?? 0,
+    ...routePolicies(r, r),
   });
-  origins.routes.push({ route: at, rule: at, ruleNamed: false, ruleTimeout: false });
+  origins.routes.push({ route: at, rule: at, ruleNamed: false, ruleTimeout: false, ruleRetry: false });
   return [r.name];
+}
+
+/** Balancing, failure accrual, queueing, retry and timeout settings of a service, defaults filled in. */
+function translateServicePolicies(svc: ServiceConfig): Partial<ServiceSnapshot> {
+  const za = svc.zoneLocality ?? {};
+  const fa = svc.failureAccrual ?? {};
+  const sr = fa.successRate ?? {};
+  const fp = svc.failurePenalty ?? {};
+  const q = svc.queue ?? {};
+  const d = DEFAULT_FAILURE_ACCRUAL;
+  return {
+    balancer: svc.balancer ?? DEFAULT_BALANCER,
+    zoneLocality: {
+      enabled: za.enabled ?? DEFAULT_ZONE_LOCALITY.enabled,
+      highLoad: za.highLoad ?? DEFAULT_ZONE_LOCALITY.highLoad,
+      lowLoad: za.lowLoad ?? DEFAULT_ZONE_LOCALITY.lowLoad,
+      loadWindowMs: za.loadWindowMs ?? DEFAULT_ZONE_LOCALITY.loadWindowMs,
+    },
+    failureAccrual: {
+      mode: fa.mode ?? d.mode,
+      consecutiveFailures: fa.consecutiveFailures ?? d.consecutiveFailures,
+      minBackoffMs: fa.minBackoffMs ?? d.minBackoffMs,
+      maxBackoffMs: fa.maxBackoffMs ?? d.maxBackoffMs,
+      jitter: fa.jitter ?? d.jitter,
+      maxEjectionPercent: fa.maxEjectionPercent ?? d.maxEjectionPercent,
+      successRateThreshold: sr.threshold ?? d.successRateThreshold,
+      successRateMinRequests: sr.minRequests ?? d.successRateMinRequests,
+      successRateWindow: sr.window ?? d.successRateWindow,
+    },
+    failurePenalty: {
+      enabled: fp.enabled ?? DEFAULT_FAILURE_PENALTY.enabled,
+      statuses: [...(fp.statuses ?? DEFAULT_FAILURE_PENALTY.statuses)],
+      latencyMs: fp.latencyMs ?? DEFAULT_FAILURE_PENALTY.latencyMs,
+      maxLatencyMs: fp.maxLatencyMs ?? DEFAULT_FAILURE_PENALTY.maxLatencyMs,
+    },
+    queue: {
+      maxInFlight: q.maxInFlight ?? DEFAULT_QUEUE.maxInFlight,
+      capacity: q.capacity ?? DEFAULT_QUEUE.capacity,
+      failFastMs: q.failFastMs ?? DEFAULT_QUEUE.failFastMs,
+    },
+    retry: translateRetry(svc.retry),
+    timeouts: {
+      requestMs: svc.requestTimeoutMs ?? DEFAULT_TIMEOUTS.requestMs,
+      responseMs: svc.responseTimeoutMs ?? DEFAULT_TIMEOUTS.responseMs,
+      idleMs: svc.idleTimeoutMs ?? DEFAULT_TIMEOUTS.idleMs,
+    },
+  };
+}
+
+/** A retry block with the defaults of DEFAULT_RETRY_POLICY for what it leaves out. */
+function translateRetry(r: RetryConfig | undefined): RetryPolicy {
+  const d = DEFAULT_RETRY_POLICY;
+  if (r === undefined) return { ...d, on: [...d.on], statusCodes: [...d.statusCodes], budget: { ...d.budget } };
+  return {
+    on: [...(r.on ?? d.on)],
+    statusCodes: [...(r.statusCodes ?? d.statusCodes)],
+    maxRetries: r.maxRetries ?? d.maxRetries,
+    backoffBaseMs: r.backoff?.baseMs ?? d.backoffBaseMs,
+    backoffMaxMs: r.backoff?.maxMs ?? d.backoffMaxMs,
+    maxBodyBytes: r.maxBodyBytes ?? d.maxBodyBytes,
+    nonIdempotent: r.nonIdempotent ?? d.nonIdempotent,
+    budget: {
+      ratio: r.budget?.ratio ?? d.budget.ratio,
+      minPerSecond: r.budget?.minPerSecond ?? d.budget.minPerSecond,
+      windowMs: r.budget?.windowMs ?? d.budget.windowMs,
+    },
+  };
+}
+
+/** Per-attempt and idle timeouts and the retry policy of a rule, falling back to its route's. */
+function routePolicies(rule: RouteConfig | RuleConfig, route: RouteConfig): Partial<RouteSnapshot> {
+  const out: Partial<RouteSnapshot> = {};
+  const response = rule.responseTimeoutMs ?? route.responseTimeoutMs;
+  const idle = rule.idleTimeoutMs ?? route.idleTimeoutMs;
+  const retry = rule.retry ?? route.retry;
+  if (response !== undefined) out.responseTimeoutMs = response;
+  if (idle !== undefined) out.idleTimeoutMs = idle;
+  if (retry !== undefined) out.retry = translateRetry(retry);
+  return out;
 }
 
 const PATH_KINDS = { PathPrefix: 'prefix', Exact: 'exact' } as const;
@@ -432,6 +532,16 @@ function normalizeHostname(h: string): string {
   return lower.startsWith('[') ? lower : lower.replace(/:\d*$/, '');
 }
 
+const TIMEOUT_FIELDS: Record<string, string> = { requestMs: 'requestTimeoutMs', responseMs: 'responseTimeoutMs', idleMs: 'idleTimeoutMs' };
+const SUCCESS_RATE_FIELDS: Record<string, string> = { successRateThreshold: 'threshold', successRateMinRequests: 'minRequests', successRateWindow: 'window' };
+
+/** A path inside a snapshot RetryPolicy, as written in the file's retry block. */
+function retryFilePath(rest: readonly PathSegment[]): PathSegment[] {
+  if (rest[0] === 'backoffBaseMs') return ['backoff', 'baseMs'];
+  if (rest[0] === 'backoffMaxMs') return ['backoff', 'maxMs'];
+  return [...rest];
+}
+
 /** Maps a snapshot path (from findSnapshotProblems) to the file field it came from. */
 function toFilePath(path: readonly PathSegment[], origins: Origins): PathSegment[] {
   const [top, index, field, ...rest] = path;
@@ -444,7 +554,13 @@ function toFilePath(path: readonly PathSegment[], origins: Origins): PathSegment
       return [...path];
     case 'services':
       // endpoints[j].address.{host,port} is one "HOST:PORT" string in the file.
-      return path[4] === 'address' ? path.slice(0, 5) : [...path];
+      if (field === 'endpoints') return path[4] === 'address' ? path.slice(0, 5) : [...path];
+      if (field === 'timeouts') return ['services', index!, TIMEOUT_FIELDS[rest[0] as string] ?? String(rest[0])];
+      if (field === 'failureAccrual' && typeof rest[0] === 'string' && rest[0].startsWith('successRate')) {
+        return ['services', index!, 'failureAccrual', 'successRate', SUCCESS_RATE_FIELDS[rest[0]] ?? rest[0]];
+      }
+      if (field === 'retry') return ['services', index!, 'retry', ...retryFilePath(rest)];
+      return [...path];
     case 'routes': {
       const o = origins.routes[index as number];
       if (o === undefined) return [...path];
@@ -453,10 +569,12 @@ function toFilePath(path: readonly PathSegment[], origins: Origins): PathSegment
       if (field === 'requestTimeoutMs') return [...(o.ruleTimeout ? o.rule : o.route), 'timeoutMs'];
       if (field === 'backends') return [...o.rule, 'backendRefs', ...rest.map((s) => (s === 'service' ? 'name' : s))];
       if (field === 'matches') return [...o.rule, 'matches', ...rest.map((s) => (s === 'kind' ? 'type' : s))];
+      if (field === 'retry') return [...(o.ruleRetry ? o.rule : o.route), 'retry', ...retryFilePath(rest)];
       return [...o.rule, ...path.slice(2)];
     }
     case 'zone':
-      return ['proxy', 'zone'];
+    case 'zoneTransferUsdPerGb':
+      return ['proxy', top];
     case 'http':
     case 'opaquePorts':
       return ['proxy', ...path];

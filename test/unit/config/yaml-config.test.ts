@@ -6,11 +6,34 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { DEFAULT_HTTP_SETTINGS, DEFAULT_POOL_SETTINGS, type EngineSnapshot } from '../../../engine/config/snapshot';
+import {
+  DEFAULT_FAILURE_ACCRUAL,
+  DEFAULT_FAILURE_PENALTY,
+  DEFAULT_HTTP_SETTINGS,
+  DEFAULT_POOL_SETTINGS,
+  DEFAULT_QUEUE,
+  DEFAULT_RETRY_POLICY,
+  DEFAULT_TIMEOUTS,
+  DEFAULT_ZONE_LOCALITY,
+  type EngineSnapshot,
+  type ServiceSnapshot,
+} from '../../../engine/config/snapshot';
 import { validateSnapshot } from '../../../engine/config/validate-snapshot';
 import { ConfigError, loadConfigFile, parseConfigText, parseSocketAddress } from '../../../workers/config/yaml-config';
 
 const FILE = 'mesh.yaml';
+
+/** The policy fields of a service that sets none of them. */
+function defaultPolicies(): Partial<ServiceSnapshot> {
+  return {
+    zoneLocality: { ...DEFAULT_ZONE_LOCALITY },
+    failureAccrual: { ...DEFAULT_FAILURE_ACCRUAL },
+    failurePenalty: { ...DEFAULT_FAILURE_PENALTY, statuses: [...DEFAULT_FAILURE_PENALTY.statuses] },
+    queue: { ...DEFAULT_QUEUE },
+    retry: { ...DEFAULT_RETRY_POLICY, on: [...DEFAULT_RETRY_POLICY.on], statusCodes: [], budget: { ...DEFAULT_RETRY_POLICY.budget } },
+    timeouts: { ...DEFAULT_TIMEOUTS },
+  };
+}
 
 const FULL = `
 proxy:
@@ -85,6 +108,7 @@ routes:
 const EXPECTED: EngineSnapshot = {
   version: 'v7',
   zone: 'zone-a',
+  zoneTransferUsdPerGb: 0.01,
   listeners: [
     {
       name: 'outbound',
@@ -123,14 +147,16 @@ const EXPECTED: EngineSnapshot = {
       pool: { maxIdlePerEndpoint: 16, idleTimeoutMs: 5000 },
       connectTimeoutMs: 250,
       balancer: 'round-robin',
+      ...defaultPolicies(),
     },
-    { name: 'canary', endpoints: [], pool: { ...DEFAULT_POOL_SETTINGS }, connectTimeoutMs: 1000, balancer: 'p2c-ewma' },
+    { name: 'canary', endpoints: [], pool: { ...DEFAULT_POOL_SETTINGS }, connectTimeoutMs: 1000, balancer: 'p2c-ewma', ...defaultPolicies() },
     {
       name: 'api',
       endpoints: [{ address: { host: 'fd00::1', port: 9090 }, zone: '', weight: 1 }],
       pool: { ...DEFAULT_POOL_SETTINGS },
       connectTimeoutMs: 1000,
       balancer: 'p2c-ewma',
+      ...defaultPolicies(),
     },
     {
       name: 'db',
@@ -138,6 +164,7 @@ const EXPECTED: EngineSnapshot = {
       pool: { ...DEFAULT_POOL_SETTINGS },
       connectTimeoutMs: 1000,
       balancer: 'p2c-ewma',
+      ...defaultPolicies(),
     },
   ],
   routes: [
@@ -422,4 +449,79 @@ test('loadConfigFile reads a file and names it in errors', () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+const POLICIES = `
+listeners:
+  - name: out
+    address: 127.0.0.1:4140
+    routes: [r]
+services:
+  - name: web
+    endpoints: [{ address: 127.0.0.1:8081, zone: a }]
+    balancer: least-request
+    requestTimeoutMs: 9000
+    idleTimeoutMs: 3000
+    zoneLocality: { highLoad: 3, lowLoad: 1 }
+    failureAccrual: { mode: success-rate, successRate: { threshold: 0.9, window: 50 } }
+    failurePenalty: { statuses: [429] }
+    queue: { maxInFlight: 8, capacity: 2 }
+    retry: { on: [gateway-error], maxRetries: 1, backoff: { maxMs: 100 } }
+routes:
+  - name: r
+    retry: { on: [5xx], budget: { ratio: 0.1 } }
+    responseTimeoutMs: 700
+    rules:
+      - backendRefs: [{ name: web }]
+      - backendRefs: [{ name: web }]
+        idleTimeoutMs: 50
+        retry: { on: [retriable-status-codes], statusCodes: [429] }
+`;
+
+test('service and route policies translate with defaults for what they leave out', () => {
+  const s = parseConfigText(POLICIES, FILE, 'v1');
+  const web = s.services[0]!;
+  assert.equal(web.balancer, 'least-request');
+  assert.deepEqual(web.timeouts, { requestMs: 9000, responseMs: 0, idleMs: 3000 });
+  assert.deepEqual(web.zoneLocality, { ...DEFAULT_ZONE_LOCALITY, highLoad: 3, lowLoad: 1 });
+  assert.equal(web.failureAccrual!.mode, 'success-rate');
+  assert.equal(web.failureAccrual!.successRateThreshold, 0.9);
+  assert.equal(web.failureAccrual!.successRateWindow, 50);
+  assert.equal(web.failureAccrual!.successRateMinRequests, DEFAULT_FAILURE_ACCRUAL.successRateMinRequests);
+  assert.deepEqual(web.failurePenalty!.statuses, [429]);
+  assert.deepEqual(web.queue, { ...DEFAULT_QUEUE, maxInFlight: 8, capacity: 2 });
+  assert.deepEqual(web.retry!.on, ['gateway-error']);
+  assert.equal(web.retry!.maxRetries, 1);
+  assert.equal(web.retry!.backoffBaseMs, DEFAULT_RETRY_POLICY.backoffBaseMs);
+  assert.equal(web.retry!.backoffMaxMs, 100);
+  // Rule 0 inherits the route's retry and response timeout; rule 1 overrides the retry and sets idle.
+  const [r0, r1] = s.routes;
+  assert.deepEqual(r0!.retry!.on, ['5xx']);
+  assert.equal(r0!.retry!.budget.ratio, 0.1);
+  assert.equal(r0!.retry!.budget.minPerSecond, DEFAULT_RETRY_POLICY.budget.minPerSecond);
+  assert.equal(r0!.responseTimeoutMs, 700);
+  assert.equal(r0!.idleTimeoutMs, undefined);
+  assert.deepEqual(r1!.retry!.statusCodes, [429]);
+  assert.equal(r1!.idleTimeoutMs, 50);
+  assert.deepEqual(validateSnapshot(s), []);
+});
+
+test('policy problems name the field as written in the file', () => {
+  const err = configError(
+    POLICIES.replace('highLoad: 3, lowLoad: 1', 'highLoad: 1, lowLoad: 2')
+      .replace('backoff: { maxMs: 100 }', 'backoff: { baseMs: 300, maxMs: 100 }')
+      .replace('threshold: 0.9, window: 50', 'threshold: 0.9, window: 5')
+      .replace('retry: { on: [5xx], budget', 'retry: { on: [5xx], statusCodes: [503], budget'),
+  );
+  assertProblem(err, 'services[0].zoneLocality.lowLoad', /below highLoad \(1\)/);
+  assertProblem(err, 'services[0].retry.backoff.maxMs', /must be >= the base backoff \(300\)/);
+  assertProblem(err, 'services[0].failureAccrual.successRate.window', /minimum requests \(20\)/);
+  assertProblem(err, 'routes[0].retry.statusCodes', /retriable-status-codes/);
+  assert.equal(err.problems.length, 4, err.message);
+});
+
+test('schema errors in policies: unknown retry conditions and balancers', () => {
+  const err = configError(POLICIES.replace('on: [gateway-error]', 'on: [gateway-errors]').replace('least-request', 'random'));
+  assertProblem(err, 'services[0].retry.on[0]', /must be one of "5xx", "gateway-error"/);
+  assertProblem(err, 'services[0].balancer', /must be one of "p2c-ewma", "round-robin", "least-request"/);
 });
