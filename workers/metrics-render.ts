@@ -154,7 +154,9 @@ export function renderMetrics(workers: WorkerMetricsSnapshot[], info: ProcessInf
     family(name, f.type, f.help);
     for (const [labels, [sum, n]] of byLabels) {
       const v = AVERAGED_GAUGES.has(name) ? sum / n : sum;
-      out.push(labels === '' ? `${name} ${round(v)}` : `${name}{${labels}} ${round(v)}`);
+      // Full precision: a cost in USD per request is a tiny number.
+      const text = Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(12)));
+      out.push(labels === '' ? `${name} ${text}` : `${name}{${labels}} ${text}`);
     }
   }
 

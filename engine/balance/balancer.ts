@@ -15,6 +15,12 @@ export const enum Outcome {
   Failure = 1,
   /** The request ended with no verdict on the endpoint (the client left, a local timeout of the whole request). */
   Cancelled = 2,
+  /**
+   * No connection could be made (refused, unreachable, connect timeout). The endpoint is taken out at
+   * once, as Linkerd's balancer does while a connection is in its reconnect backoff: no request should
+   * wait for seven such failures.
+   */
+  ConnectFailure = 3,
 }
 
 /** What the engine counts about a balancer (kept outside it: balancers are rebuilt on reload). */
@@ -127,7 +133,7 @@ export class Balancer {
       }
       return;
     }
-    if (!h.failure(s)) return;
+    if (!h.failure(s) && !(o === Outcome.ConnectFailure && h.state === Health.Ready && s.mode !== 'off')) return;
     if (h.state === Health.Probing) {
       // The probe failed: out again, for longer.
       h.eject(s, this.o.clock.now(), this.o.rng());

@@ -75,16 +75,21 @@ export class ZoneLocality {
     this.load += (instant - this.load) * w;
     this.lastSampleMs = nowMs;
     if (nowMs - this.lastChangeMs < this.s.loadWindowMs) return;
-    if (this.load > this.s.highLoad && this.spill < this.levels.length - 1) {
-      this.change(this.spill + 1, nowMs);
-    } else if (this.load < this.s.lowLoad && this.spill > 0) {
-      this.change(this.spill - 1, nowMs);
-    }
+    // As many steps as the load says (a surge may need two zones at once, a calm returns home at
+    // once), then a window's wait before the next change.
+    const top = this.levels.length - 1;
+    while (this.load > this.s.highLoad && this.spill < top) this.change(this.spill + 1, nowMs);
+    while (this.load < this.s.lowLoad && this.spill > 0 && this.rescaled(this.spill - 1) < this.s.highLoad) this.change(this.spill - 1, nowMs);
+  }
+
+  /** The load if the same requests spread over the endpoints of `spill` instead. */
+  private rescaled(spill: number): number {
+    return (this.load * this.levels[this.spill]!.length) / this.levels[spill]!.length;
   }
 
   private change(spill: number, nowMs: number): void {
     // The same requests now spread over a different number of endpoints.
-    this.load *= this.levels[this.spill]!.length / this.levels[spill]!.length;
+    this.load = this.rescaled(spill);
     this.spill = spill;
     this.lastChangeMs = nowMs;
   }

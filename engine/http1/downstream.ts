@@ -808,7 +808,7 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection, QueueW
       return;
     }
     if (up !== null && endpoint !== null) {
-      this.cluster!.balancer.outcome(endpoint, Outcome.Failure);
+      this.cluster!.balancer.outcome(endpoint, code === ErrorCode.UpstreamConnectFailed ? Outcome.ConnectFailure : Outcome.Failure);
       const f = code === ErrorCode.UpstreamConnectFailed ? AttemptFailure.Connect : code === ErrorCode.UpstreamReset ? AttemptFailure.Reset : AttemptFailure.BadResponse;
       const delay = this.retryDelay(f, 0);
       if (delay >= 0) {
@@ -1079,7 +1079,7 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection, QueueW
   /** A deadline passed: the attempt is cancelled (its connection closed), and retried when allowed. */
   private timeoutExchange(code: ErrorCode): void {
     const hadUpstream = this.up !== null;
-    this.dropUpstream(Outcome.Failure);
+    this.dropUpstream(code === ErrorCode.ConnectTimeout ? Outcome.ConnectFailure : Outcome.Failure);
     if (this.responseHeadSent) {
       this.abort(errorInfo(code).name);
       return;

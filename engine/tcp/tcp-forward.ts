@@ -51,7 +51,7 @@ export class TcpForward implements TrackedConnection {
     });
     // A refused or unreachable endpoint counts toward its failure accrual.
     up.on('error', () => {
-      if (!this.connected) cluster!.balancer.outcome(ep, Outcome.Failure);
+      if (!this.connected) cluster!.balancer.outcome(ep, Outcome.ConnectFailure);
     });
     up.on('error', () => this.close());
     up.on('close', () => this.close());
