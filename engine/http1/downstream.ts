@@ -110,6 +110,12 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection, QueueW
   private slot: RequestQueue | null = null;
   /** While queued: where the head ends in buf. */
   private queuedEnd = 0;
+  /**
+   * An attempt failed before the client finished sending the body: the rest is buffered, and the
+   * retry (after this backoff) starts when it is complete. -1: none pending.
+   */
+  private pendingRetryMs = -1;
+  private pendingRetryCode = ErrorCode.None;
 
   // authority cache: the last host bytes seen on this connection and their strings
   private hostBuf: Buffer | null = null;
@@ -347,6 +353,7 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection, QueueW
     const retry = (route !== null && route.retry) || cluster.retry;
     this.retries = 0;
     this.previousEndpoint = null;
+    this.pendingRetryMs = -1;
     if (retry.maxRetries > 0 && !isConnect && !this.upgrade) {
       this.retry = retry;
       retry.budget.deposit(now);
@@ -467,7 +474,7 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection, QueueW
   }
 
   private forwardRequestBody(buf: Buffer, start: number): void {
-    const up = this.up!;
+    const up = this.up;
     let stop: number;
     if (this.bodyKind === BodyKind.Length) {
       const len = buf.length - start;
@@ -497,12 +504,28 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection, QueueW
       this.buf = buf.subarray(stop);
       if (this.buf.length > MAX_STASH_BYTES) this.pause();
     }
+    if (this.pendingRetryMs >= 0) this.startPendingRetry();
   }
 
-  private writeUp(up: Http1Upstream, chunk: Buffer): void {
+  /** The body of a request whose attempt failed early is complete: retry now, or fail if it did not fit. */
+  private startPendingRetry(): void {
+    const delay = this.pendingRetryMs;
+    const code = this.pendingRetryCode;
+    this.pendingRetryMs = -1;
+    if (this.body !== null && !this.body.overflow) {
+      this.scheduleRetry(delay);
+      return;
+    }
+    this.finishStats(errorInfo(code).status, false, errorInfo(code).name);
+    this.sendLocal(code);
+  }
+
+  /** Forwards a body slice (and keeps a copy for a resend); with no upstream (a retry pending), only keeps it. */
+  private writeUp(up: Http1Upstream | null, chunk: Buffer): void {
     this.sentBytes += chunk.length;
     const body = this.body;
     if (body !== null) body.add(chunk, this.inbound.isTransient(chunk));
+    if (up === null) return;
     if (!up.socket.write(chunk)) {
       this.waitingUpstreamDrain = true;
       this.pause();
@@ -812,7 +835,7 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection, QueueW
       const f = code === ErrorCode.UpstreamConnectFailed ? AttemptFailure.Connect : code === ErrorCode.UpstreamReset ? AttemptFailure.Reset : AttemptFailure.BadResponse;
       const delay = this.retryDelay(f, 0);
       if (delay >= 0) {
-        this.scheduleRetry(delay);
+        this.retryAfterBody(delay, code);
         return;
       }
     }
@@ -863,7 +886,7 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection, QueueW
     if (failure < 0 ? !r.retriesStatus(status) : !r.retriesFailure(failure as AttemptFailure)) return -1;
     // A request that may have reached the upstream goes again only when that is safe.
     if (failure !== AttemptFailure.Connect && !r.mayResend(this.idempotent)) return -1;
-    if (!this.reqDone || this.reqHeadBuf === null) return -1;
+    if (this.reqHeadBuf === null) return -1;
     if (this.bodyKind !== BodyKind.None && (this.body === null || this.body.overflow)) return -1;
     if (this.retries >= r.maxRetries) {
       r.counters.limitExceeded.value++;
@@ -879,6 +902,18 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection, QueueW
     r.counters.retries.value++;
     this.retries++;
     return delay;
+  }
+
+  /** Retries now, or once the client has sent the rest of the body (kept meanwhile). */
+  private retryAfterBody(delayMs: number, code: ErrorCode): void {
+    if (this.reqDone) {
+      this.scheduleRetry(delayMs);
+      return;
+    }
+    this.previousEndpoint = this.endpoint;
+    this.pendingRetryMs = delayMs;
+    this.pendingRetryCode = code;
+    this.resume();
   }
 
   private scheduleRetry(delayMs: number): void {
@@ -1087,7 +1122,7 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection, QueueW
     if (hadUpstream && (code === ErrorCode.ConnectTimeout || code === ErrorCode.ResponseTimeout)) {
       const delay = this.retryDelay(code === ErrorCode.ConnectTimeout ? AttemptFailure.Connect : AttemptFailure.ResponseTimeout, 0);
       if (delay >= 0) {
-        this.scheduleRetry(delay);
+        this.retryAfterBody(delay, code);
         return;
       }
     }
