@@ -4,7 +4,7 @@
 // came from: the worker layer hands it sockets and snapshots.
 
 import type * as net from 'node:net';
-import { Balancer, type BalancerEvents } from './balance/balancer';
+import { Balancer, type BalancerEvents, HealthEpoch } from './balance/balancer';
 import { LeastRequestPicker } from './balance/least-request';
 import { P2cPeakEwmaPicker } from './balance/p2c';
 import { type Picker, RoundRobinPicker } from './balance/picker';
@@ -59,6 +59,7 @@ export class Engine implements ProxyContext {
   private listeners = new Map<string, ListenerRuntime>();
   private endpoints = new Map<string, Endpoint>();
   private clusters = new Map<string, Cluster>();
+  private readonly healthEpoch = new HealthEpoch();
   /** Balancer queues by service name: they survive reloads with their waiters. */
   private queues = new Map<string, RequestQueue>();
   private readonly tracked = new Set<TrackedConnection>();
@@ -139,6 +140,7 @@ export class Engine implements ProxyContext {
         zone: s.zone,
         zoneLocality: svc.zoneLocality ?? DEFAULT_ZONE_LOCALITY,
         events,
+        epoch: this.healthEpoch,
       });
       const queueSettings = svc.queue ?? DEFAULT_QUEUE;
       let queue = this.queues.get(svc.name);

@@ -4,6 +4,7 @@
 #   bash perf/run.sh            # end-to-end: Bowline beside HAProxy, nginx and node http-proxy (peers.sh)
 #   bash perf/run.sh micro      # micro benchmarks only (head parser, chunked scanner, route matching)
 #   bash perf/run.sh upstreams  # uWebSockets.js vs node:http vs nginx as plain upstreams (compare-upstreams.sh)
+#   bash perf/run.sh reliability [scenario ...]   # balancing, zones, retries, failover (perf/reliability)
 #   bash perf/run.sh all        # micro, then upstreams, then end-to-end
 #
 # End-to-end knobs are passed through to peers.sh (see its header): ROUNDS DURATION CONNS WARMUP MODE
@@ -25,9 +26,9 @@ export _PERF_DEPTH=$((${_PERF_DEPTH:-0} + 1))
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WHAT=${1:-peers}
 case $WHAT in
-  peers|micro|upstreams|all) ;;
+  peers|micro|upstreams|all|reliability) ;;
   -h|--help|help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) echo "usage: perf/run.sh [peers|micro|upstreams|all]" >&2; exit 2 ;;
+  *) echo "usage: perf/run.sh [peers|micro|upstreams|all|reliability]" >&2; exit 2 ;;
 esac
 
 log() { echo "[$(date +%H:%M:%S)] perf/run.sh: $*" >&2; }
@@ -109,6 +110,15 @@ run_upstreams() {
   log "benchmark upstreams (perf/compare-upstreams.sh)"
   wait_for_other_load
   SKIP_BUILD=1 bash "$REPO/perf/compare-upstreams.sh"
+}
+
+# ------------------------------------------------------------------ reliability
+run_reliability() {
+  log "reliability scenarios (perf/reliability/run.ts): the proxy pinned to CPU 0, load and upstreams beside it"
+  wait_for_other_load
+  local pin=()
+  if command -v taskset >/dev/null && (($(nproc) > 1)); then pin=(taskset -c 1); fi
+  "${pin[@]}" node "$REPO/dist/perf/reliability/run.js" "$@"
 }
 
 # ------------------------------------------------------------------ peers
@@ -232,6 +242,7 @@ case $WHAT in
   micro) run_micro ;;
   upstreams) run_upstreams ;;
   peers) run_peers || rc=$? ;;
+  reliability) run_reliability "${@:2}" || rc=$? ;;
   all)
     run_micro
     run_upstreams || rc=$?

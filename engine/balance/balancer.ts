@@ -29,6 +29,15 @@ export interface BalancerEvents {
   restored(e: Endpoint): void;
 }
 
+/**
+ * Shared by the balancers of one engine: bumped whenever an endpoint's health changes, so that every
+ * balancer that did not make the change (the one a reload replaced, another service with the same
+ * endpoint) re-reads the endpoints before its next pick. Health lives on the endpoints.
+ */
+export class HealthEpoch {
+  n = 0;
+}
+
 export interface BalancerOptions {
   picker: Picker;
   clock: Clock;
@@ -40,11 +49,14 @@ export interface BalancerOptions {
   zone: string;
   zoneLocality: ZoneLocalitySettings;
   events?: BalancerEvents;
+  /** The engine's (default: one of its own). */
+  epoch?: HealthEpoch;
 }
 
 export class Balancer {
   private ready: Endpoint[] = [];
-  private dirty = true;
+  /** The epoch this balancer's view (ready, ejected, probeDue, nextWakeMs) was built at. */
+  private seen = -1;
   /** Earliest end of an ejection (clock ms). */
   private nextWakeMs = Infinity;
   /** Endpoints whose backoff is over and that wait for their probe request. */
@@ -53,6 +65,9 @@ export class Balancer {
   private readonly maxEjected: number;
   private readonly zones: ZoneLocality | null;
   private readonly penaltyStatuses: Set<number>;
+  private readonly epoch: HealthEpoch;
+  /** Whether the last pick was a probe (the exchange reports that back when it is cancelled). */
+  lastPickWasProbe = false;
 
   constructor(
     readonly endpoints: readonly Endpoint[],
@@ -63,31 +78,26 @@ export class Balancer {
     const zoned = o.zone !== '' && o.zoneLocality.enabled && endpoints.some((e) => e.zone === o.zone);
     this.zones = zoned ? new ZoneLocality(o.zone, o.zoneLocality) : null;
     this.penaltyStatuses = new Set(o.penalty.enabled ? o.penalty.statuses : []);
-    // Endpoints keep their health across reloads (it lives on them): count what is already out.
-    let wake = Infinity;
-    for (const e of endpoints) {
-      const h = e.health;
-      if (h === null || h.state === Health.Ready) continue;
-      this.ejectedCount++;
-      if (h.state === Health.Ejected) wake = Math.min(wake, h.untilMs);
-      else this.probeDue.push(e);
-    }
-    this.nextWakeMs = wake;
+    this.epoch = o.epoch ?? new HealthEpoch();
   }
 
   /** The endpoint for the next request, or null when the service has none. */
   pick(): Endpoint | null {
     const all = this.endpoints;
+    this.lastPickWasProbe = false;
     if (all.length <= 1) return all.length === 0 ? null : all[0]!;
+    if (this.seen !== this.epoch.n) this.resync();
     const now = this.o.clock.now();
     if (now >= this.nextWakeMs) this.wake(now);
-    if (this.probeDue.length > 0) {
+    while (this.probeDue.length > 0) {
       // Recovery is tested with one real request at a time.
       const e = this.probeDue.pop()!;
-      e.health!.probeInFlight = true;
+      const h = e.health!;
+      if (h.state !== Health.Probing || h.probeInFlight) continue; // changed since it was queued
+      h.probeInFlight = true;
+      this.lastPickWasProbe = true;
       return e;
     }
-    if (this.dirty) this.rebuild();
     const candidates = this.zones === null ? this.ready : this.zones.candidates(now);
     return this.o.picker.pick(candidates.length > 0 ? candidates : all, now);
   }
@@ -104,7 +114,8 @@ export class Balancer {
   penaltyMs(status: number, retryAfterSec: number): number {
     if (!this.penaltyStatuses.has(status)) return 0;
     const p = this.o.penalty;
-    return retryAfterSec >= 0 ? Math.min(p.maxLatencyMs, retryAfterSec * 1000) || p.latencyMs : p.latencyMs;
+    // Retry-After: 0 asks for nothing beyond the round trip itself.
+    return retryAfterSec >= 0 ? Math.min(p.maxLatencyMs, retryAfterSec * 1000) : p.latencyMs;
   }
 
   /** True when this status is worth a penalty (the exchange then looks for Retry-After). */
@@ -112,45 +123,41 @@ export class Balancer {
     return this.penaltyStatuses.size > 0 && this.penaltyStatuses.has(status);
   }
 
-  /** The verdict of one request on one endpoint. */
-  outcome(e: Endpoint, o: Outcome): void {
+  /** The verdict of one request on one endpoint; `probe`: the request was that endpoint's probe (lastPickWasProbe). */
+  outcome(e: Endpoint, o: Outcome, probe = false): void {
     if (this.endpoints.length <= 1) return;
     const s = this.o.accrual;
     if (s.mode === 'off' && e.health === null) return;
+    if (this.seen !== this.epoch.n) this.resync();
     const h = e.health ?? (e.health = new EndpointHealth());
     if (o === Outcome.Cancelled) {
-      if (h.state === Health.Probing && h.probeInFlight) {
+      // A probe whose client left tells nothing: the next pick probes again.
+      if (probe && h.state === Health.Probing && h.probeInFlight) {
         h.cancelled();
-        this.probeDue.push(e);
+        this.changed();
       }
       return;
     }
     if (o === Outcome.Success) {
       if (h.success(s)) {
-        this.ejectedCount--;
-        this.dirty = true;
+        this.changed();
         this.o.events?.restored(e);
       }
       return;
     }
     if (!h.failure(s) && !(o === Outcome.ConnectFailure && h.state === Health.Ready && s.mode !== 'off')) return;
-    if (h.state === Health.Probing) {
-      // The probe failed: out again, for longer.
-      h.eject(s, this.o.clock.now(), this.o.rng());
-      this.nextWakeMs = Math.min(this.nextWakeMs, h.untilMs);
-      this.o.events?.ejected(e);
-      return;
-    }
-    if (this.ejectedCount >= this.maxEjected) return; // panic threshold: it stays in rotation
+    // A failed probe (or a late failure while probing) sends it out again, for longer; a ready
+    // endpoint goes out unless the panic threshold keeps it in rotation.
+    if (h.state === Health.Ready && this.ejectedCount >= this.maxEjected) return;
+    if (h.state === Health.Ejected) return;
     h.eject(s, this.o.clock.now(), this.o.rng());
-    this.ejectedCount++;
-    this.nextWakeMs = Math.min(this.nextWakeMs, h.untilMs);
-    this.dirty = true;
+    this.changed();
     this.o.events?.ejected(e);
   }
 
   /** Ready endpoints now (for metrics). */
   get readyCount(): number {
+    if (this.seen !== this.epoch.n) this.resync();
     return this.endpoints.length - this.ejectedCount;
   }
 
@@ -165,23 +172,44 @@ export class Balancer {
 
   /** Ejections whose backoff is over become due for their probe. */
   private wake(now: number): void {
-    let next = Infinity;
+    let woke = false;
     for (const e of this.endpoints) {
       const h = e.health;
-      if (h === null || h.state !== Health.Ejected) continue;
-      if (h.untilMs <= now) {
+      if (h !== null && h.state === Health.Ejected && h.untilMs <= now) {
         h.state = Health.Probing;
-        this.probeDue.push(e);
-      } else if (h.untilMs < next) next = h.untilMs;
+        woke = true;
+      }
     }
-    this.nextWakeMs = next;
+    if (woke) this.changed();
+    this.resync();
   }
 
-  private rebuild(): void {
-    this.dirty = false;
+  /** Some endpoint's health changed: every balancer of the engine re-reads before its next pick. */
+  private changed(): void {
+    this.epoch.n++;
+  }
+
+  /** Rebuilds this balancer's view from the endpoints' health. */
+  private resync(): void {
+    this.seen = this.epoch.n;
     const ready: Endpoint[] = [];
-    for (const e of this.endpoints) if (e.health === null || e.health.state === Health.Ready) ready.push(e);
+    const due: Endpoint[] = [];
+    let ejected = 0;
+    let wake = Infinity;
+    for (const e of this.endpoints) {
+      const h = e.health;
+      if (h === null || h.state === Health.Ready) {
+        ready.push(e);
+        continue;
+      }
+      ejected++;
+      if (h.state === Health.Ejected) wake = Math.min(wake, h.untilMs);
+      else if (!h.probeInFlight) due.push(e);
+    }
     this.ready = ready;
+    this.probeDue = due;
+    this.ejectedCount = ejected;
+    this.nextWakeMs = wake;
     this.zones?.setReady(ready);
   }
 }

@@ -37,6 +37,7 @@ export class RequestQueue {
   /** New settings from a reload (the queue itself survives it, with its waiters). */
   update(s: QueueSettings): void {
     this.s = s;
+    this.admitWaiting();
   }
 
   get waiting(): number {
@@ -60,18 +61,24 @@ export class RequestQueue {
   release(): void {
     this.inFlight--;
     this.failingFast = false;
+    this.admitWaiting();
+  }
+
+  /** Gives free slots to the oldest waiters. */
+  private admitWaiting(): void {
     while (this.inFlight < this.s.maxInFlight && this.waiting > 0) {
       const w = this.shift();
-      if (w === null) continue;
       this.inFlight++;
       w.onSlot();
     }
   }
 
-  /** A waiter that left (its client closed). */
+  /** A waiter that left (its client closed, its deadline passed). Rare: a linear search is fine. */
   cancel(w: QueueWaiter): void {
     const i = this.waiters.indexOf(w, this.headIdx);
-    if (i !== -1) this.waiters[i] = CANCELLED;
+    if (i === -1) return;
+    this.waiters.splice(i, 1);
+    this.since.splice(i, 1);
   }
 
   /** Fails the waiters that waited past failFastMs (called by the engine's sweeper). */
@@ -79,13 +86,12 @@ export class RequestQueue {
     const limit = nowMs - this.s.failFastMs;
     while (this.waiting > 0 && this.since[this.headIdx]! <= limit) {
       const w = this.shift();
-      if (w === null) continue;
       this.failingFast = true;
       w.onFailFast();
     }
   }
 
-  private shift(): QueueWaiter | null {
+  private shift(): QueueWaiter {
     const w = this.waiters[this.headIdx]!;
     this.headIdx++;
     if (this.headIdx > 64 && this.headIdx * 2 > this.waiters.length) {
@@ -93,8 +99,6 @@ export class RequestQueue {
       this.since.splice(0, this.headIdx);
       this.headIdx = 0;
     }
-    return w === CANCELLED ? null : w;
+    return w;
   }
 }
-
-const CANCELLED: QueueWaiter = { onSlot: () => {}, onFailFast: () => {} };

@@ -106,6 +106,8 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection, QueueW
   private body: BodyReplay | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private previousEndpoint: Endpoint | null = null;
+  /** The current attempt is its endpoint's recovery probe. */
+  private probe = false;
   /** The queue whose slot this request holds. */
   private slot: RequestQueue | null = null;
   /** While queued: where the head ends in buf. */
@@ -417,7 +419,8 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection, QueueW
     const b = this.cluster!.balancer;
     let e = b.pick();
     const prev = this.previousEndpoint;
-    if (e !== null && e === prev && b.endpoints.length > 1 && (e.health === null || !e.health.probeInFlight)) e = b.pick() ?? e;
+    if (e !== null && e === prev && b.endpoints.length > 1 && !b.lastPickWasProbe) e = b.pick() ?? e;
+    this.probe = b.lastPickWasProbe;
     this.endpoint = e as Endpoint<Http1Upstream> | null;
     return this.endpoint;
   }
@@ -1002,7 +1005,7 @@ export class Http1Downstream implements ExchangeOwner, TrackedConnection, QueueW
     endpoint.inFlight--;
     this.flushTraffic(endpoint);
     up.close();
-    if (outcome !== -1 && this.cluster !== null) this.cluster.balancer.outcome(endpoint, outcome);
+    if (outcome !== -1 && this.cluster !== null) this.cluster.balancer.outcome(endpoint, outcome, this.probe);
   }
 
   private flushTraffic(endpoint: Endpoint): void {

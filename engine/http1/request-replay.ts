@@ -22,10 +22,18 @@ export class BodyReplay {
   }
 }
 
+// RFC 9110 section 5.6.7: IMF-fixdate and the obsolete RFC 850 form name GMT; asctime has no zone
+// and means GMT too (Date.parse would read it as local time).
+const GMT_DATE = /^[A-Za-z]{3,9}, [0-9]{2}[ -][A-Za-z]{3}[ -][0-9]{2,4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT$/;
+const ASCTIME = /^[A-Za-z]{3} [A-Za-z]{3} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} [0-9]{4}$/;
+
 /** Retry-After in seconds (delay-seconds or an HTTP-date), or -1 when absent or unreadable. */
 export function parseRetryAfter(value: string, nowEpochMs: number): number {
   const v = value.trim();
-  if (/^\d+$/.test(v)) return Number(v);
-  const at = Date.parse(v);
+  if (/^[0-9]+$/.test(v)) return Number(v);
+  let at: number;
+  if (GMT_DATE.test(v)) at = Date.parse(v);
+  else if (ASCTIME.test(v)) at = Date.parse(`${v.replace(/ +/g, ' ')} GMT`);
+  else return -1;
   return Number.isNaN(at) ? -1 : Math.max(0, (at - nowEpochMs) / 1000);
 }

@@ -1,11 +1,13 @@
-// Linkerd-style retry budget: retries in any window (10 s by default, in ten slots) may be at most
+// Linkerd-style retry budget: retries in any window (10 s by default, in 50 slots) may be at most
 // `ratio` of the requests that arrived in it, with a floor of minPerSecond x window so that quiet
 // services can still retry. During a full outage the upstream therefore sees at most (1 + ratio)
 // times the offered rate, however many retries each request would be allowed. Injected clock times.
 
 import type { RetryBudgetSettings } from '../config/snapshot';
 
-const SLOTS = 10;
+// Finer slots make the window slide more smoothly (a window not aligned with the slots overshoots
+// the ratio by at most one slot's worth).
+const SLOTS = 50;
 
 export class RetryBudget {
   private readonly slotMs: number;

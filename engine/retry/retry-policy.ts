@@ -72,18 +72,26 @@ export class CompiledRetry {
     return (m & RetryOn.StatusCodes) !== 0 && this.statusCodes.has(status);
   }
 
-  /** Whether a failed attempt may be retried. */
+  /**
+   * Whether a failed attempt may be retried. As in Envoy, 5xx and gateway-error cover attempts that
+   * got no response at all (the proxy answers those with 502 or 504 itself), reset covers a broken
+   * connection and a per-attempt timeout, and listed status codes match the local answer's status.
+   */
   retriesFailure(f: AttemptFailure): boolean {
     const m = this.mask;
+    if ((m & (RetryOn.Status5xx | RetryOn.GatewayError)) !== 0) return true;
     switch (f) {
       case AttemptFailure.Connect:
-        return (m & (RetryOn.ConnectFailure | RetryOn.Status5xx | RetryOn.GatewayError)) !== 0;
+        if ((m & RetryOn.ConnectFailure) !== 0) return true;
+        break;
       case AttemptFailure.Reset:
-        return (m & (RetryOn.Reset | RetryOn.Status5xx)) !== 0;
+      case AttemptFailure.ResponseTimeout:
+        if ((m & RetryOn.Reset) !== 0) return true;
+        break;
       default:
-        // Answered locally as 502/504: retried where those statuses would be.
-        return (m & (RetryOn.Status5xx | RetryOn.GatewayError)) !== 0;
+        break;
     }
+    return (m & RetryOn.StatusCodes) !== 0 && this.statusCodes.has(f === AttemptFailure.ResponseTimeout ? 504 : 502);
   }
 
   /** Whether failures after the request was sent may be retried for this method (connect failures always may). */

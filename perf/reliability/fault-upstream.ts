@@ -46,9 +46,14 @@ export interface Faults {
   errorRate: number;
   /** Value of the Retry-After header sent with injected errors; null sends none. */
   retryAfter: string | null;
+  /**
+   * Capacity: at most this many requests are served at once (each taking delayMs), the rest wait in
+   * order, as on a server with that many workers. 0 = unlimited. Models an overloaded zone.
+   */
+  concurrency: number;
 }
 
-export const NO_FAULTS: Readonly<Faults> = Object.freeze({ delayMs: 0, status: 503, errorRate: 0, retryAfter: null });
+export const NO_FAULTS: Readonly<Faults> = Object.freeze({ delayMs: 0, status: 503, errorRate: 0, retryAfter: null, concurrency: 0 });
 
 /** How `down()` ends the open connections. */
 export interface DownOptions {
@@ -131,6 +136,7 @@ export interface FaultFleet {
 function validateFaults(f: Faults): void {
   if (!Number.isFinite(f.delayMs) || f.delayMs < 0) throw new RangeError(`delayMs must be a finite number >= 0, got ${f.delayMs}`);
   if (!Number.isInteger(f.status) || f.status < 100 || f.status > 599) throw new RangeError(`status must be an integer 100..599, got ${f.status}`);
+  if (!Number.isInteger(f.concurrency) || f.concurrency < 0) throw new RangeError(`concurrency must be an integer >= 0, got ${f.concurrency}`);
   if (!(f.errorRate >= 0 && f.errorRate <= 1)) throw new RangeError(`errorRate must be within 0..1, got ${f.errorRate}`);
   if (f.retryAfter !== null && (typeof f.retryAfter !== 'string' || /[\r\n]/.test(f.retryAfter))) {
     throw new RangeError('retryAfter must be null or a one-line string');
@@ -209,6 +215,7 @@ class FaultServer implements FaultUpstream {
     if (change.status !== undefined) next.status = change.status;
     if (change.errorRate !== undefined) next.errorRate = change.errorRate;
     if (change.retryAfter !== undefined) next.retryAfter = change.retryAfter;
+    if (change.concurrency !== undefined) next.concurrency = change.concurrency;
     validateFaults(next);
     this.current = next;
     this.compileErrorResponse();
@@ -323,20 +330,36 @@ class FaultServer implements FaultUpstream {
     const headers = fail ? this.errorHeaders : this.okHeaders;
     const body = fail ? this.errorBody : this.okBody;
     let timer: NodeJS.Timeout | undefined;
+    let serving = false;
+    const respond = (): void => {
+      timer = undefined;
+      res.writeHead(status, headers).end(body);
+    };
+    const start = (): void => {
+      if (res.destroyed) return;
+      serving = true;
+      this.inService++;
+      if (f.delayMs > 0) timer = setTimeout(respond, f.delayMs);
+      else respond();
+    };
     // 'close' comes once per response, whether it finished or its connection died (down(), client reset).
     res.once('close', () => {
       this.active--;
       if (timer !== undefined) clearTimeout(timer);
+      if (serving) {
+        this.inService--;
+        // A freed worker takes the oldest waiting request (skipping those whose client left).
+        const c = this.current.concurrency;
+        while (this.waiting.length > 0 && (c === 0 || this.inService < c)) this.waiting.shift()!();
+      }
     });
-    if (f.delayMs > 0) {
-      timer = setTimeout(() => {
-        timer = undefined;
-        res.writeHead(status, headers).end(body);
-      }, f.delayMs);
-    } else {
-      res.writeHead(status, headers).end(body);
-    }
+    if (f.concurrency > 0 && this.inService >= f.concurrency) this.waiting.push(start);
+    else start();
   }
+
+  /** Requests being served now (with a concurrency limit) and those waiting for a free worker. */
+  private inService = 0;
+  private readonly waiting: (() => void)[] = [];
 }
 
 /**
