@@ -128,9 +128,9 @@ async function demo(): Promise<void> {
   handleSignals(p, () => servers.forEach((s) => s.close()));
   process.stdout.write(
     `\nBowline demo is running: upstreams ${DEMO_UPSTREAMS.map((u) => `${u.name}@${u.zone}:${u.port}`).join(', ')}\n` +
-      `  curl -s http://127.0.0.1:4140/            # web, balanced over zone-a and zone-b (P2C, peak-EWMA)\n` +
-      `  curl -s http://127.0.0.1:4140/api/users   # api route\n` +
-      `  curl -s http://127.0.0.1:4191/metrics     # golden signals (request_total, response_latency_ms, ...)\n` +
+      `  curl -s http://127.0.0.1:4140/            # web: kept in this proxy's zone-a (HAZL), P2C over peak-EWMA\n` +
+      `  curl -s http://127.0.0.1:4140/api/users   # api route: its only endpoint is in zone-b\n` +
+      `  curl -s http://127.0.0.1:4191/metrics     # golden signals, zone_requests_total, retries, ejections\n` +
       `  curl -s http://127.0.0.1:4191/config_dump # config in force\n` +
       `Config: ${DEMO_CONFIG}. Ctrl-C drains and stops.\n`,
   );
