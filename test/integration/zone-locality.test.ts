@@ -118,3 +118,22 @@ test('a dead local zone fails over at once, and traffic returns after it recover
     'both local endpoints restored',
   );
 });
+
+test('the one-line mode: --to HOST:PORT@ZONE and --zone keep traffic home; BOWLINE_ZONE works too', { timeout: 30_000 }, async () => {
+  fleet.clearFaults();
+  const to = fleet.upstreams.flatMap((u) => ['--to', `127.0.0.1:${u.port}@${u.zone}`]);
+  const byFlag = await startProxy(['--listen', '127.0.0.1:0', ...to, '--zone', 'zone-b', '--workers', '1']);
+  try {
+    const t = await runRequests(byFlag.ports.proxy!, 100, { concurrency: 2 });
+    assert.equal(count(t.byZone, 'zone-b'), 100, JSON.stringify([...t.byZone]));
+  } finally {
+    await byFlag.stop();
+  }
+  const byEnv = await startProxy(['--listen', '127.0.0.1:0', ...to, '--workers', '1'], { env: { BOWLINE_ZONE: 'zone-c' } });
+  try {
+    const t = await runRequests(byEnv.ports.proxy!, 100, { concurrency: 2 });
+    assert.equal(count(t.byZone, 'zone-c'), 100, JSON.stringify([...t.byZone]));
+  } finally {
+    await byEnv.stop();
+  }
+});
