@@ -7,7 +7,7 @@
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { oneLineSnapshot } from '../workers/config/one-line';
-import { parseSocketAddress } from '../workers/config/socket-address';
+import { parseSocketAddress } from '../engine/config/file/socket-address';
 import { log, runProxy, type RunningProxy } from '../workers/run-proxy';
 
 const USAGE = `bowline: a reliability-first service mesh proxy

@@ -50,3 +50,11 @@ test('the rule check itself sees imports (guards against a silently empty scan)'
   assert.ok(files.length > 10);
   assert.ok(files.some((f) => localImports(f).length > 0));
 });
+
+test('loading the engine does not load the config-file parsers (ajv, yaml) or the xDS stack', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const engine = path.join(ROOT, 'dist/engine/index.js');
+  const out = execFileSync(process.execPath, ['-e', `require(${JSON.stringify(engine)}); console.log(Object.keys(require.cache).join('\\n'))`], { encoding: 'utf8' });
+  const loaded = out.split('\n').filter((f) => /node_modules[\\/](ajv|yaml|protobufjs|@grpc)[\\/]/.test(f) || f.includes('engine/config/file'));
+  assert.deepEqual(loaded, []);
+});

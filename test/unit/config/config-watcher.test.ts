@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EngineSnapshot } from '../../../engine/config/snapshot';
 import { ConfigWatcher, type ConfigWatcherOptions } from '../../../workers/config/config-watcher';
-import { ConfigError } from '../../../workers/config/yaml-config';
+import { ConfigError } from '../../../engine/config/file/yaml-config';
 
 const WAIT_MS = 5000;
 

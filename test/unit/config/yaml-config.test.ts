@@ -19,7 +19,7 @@ import {
   type ServiceSnapshot,
 } from '../../../engine/config/snapshot';
 import { validateSnapshot } from '../../../engine/config/validate-snapshot';
-import { ConfigError, loadConfigFile, parseConfigText, parseSocketAddress } from '../../../workers/config/yaml-config';
+import { ConfigError, loadConfigFile, parseConfigText, parseSocketAddress } from '../../../engine/config/file/yaml-config';
 
 const FILE = 'mesh.yaml';
 

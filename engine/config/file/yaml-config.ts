@@ -1,5 +1,7 @@
-// The YAML config file source: parses `bowline proxy --config FILE`, checks it against the JSON
-// Schema, translates it into an EngineSnapshot and validates that. Every problem is reported as
+// The YAML config file source: parses `bowline proxy --config FILE` (and the mesh file of `bowline
+// control`, which is the same language), checks it against the JSON Schema, translates it into an
+// EngineSnapshot and validates that. Loaded only by the processes that read a file, never by the
+// engine itself. Every problem is reported as
 // `FILE: field.path: reason` (or `FILE:LINE:COL: reason` for YAML syntax) naming the file's own
 // fields, never the snapshot's. Runs on the main thread; loadConfigFile reads synchronously.
 
@@ -28,8 +30,8 @@ import { DEFAULT_BALANCER,
   type ServiceSnapshot,
   type SocketAddress,
   type WeightedBackend,
-} from '../../engine/config/snapshot';
-import { findSnapshotProblems, formatPath, type PathSegment } from '../../engine/config/validate-snapshot';
+} from '../snapshot';
+import { findSnapshotProblems, formatPath, type PathSegment } from '../validate-snapshot';
 import {
   CONFIG_FILE_SCHEMA,
   type BackendRefConfig,

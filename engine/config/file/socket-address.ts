@@ -1,7 +1,7 @@
 // HOST:PORT parsing shared by the config file and the command line.
 
 import { isIP } from 'node:net';
-import type { SocketAddress } from '../../engine/config/snapshot';
+import type { SocketAddress } from '../snapshot';
 
 const HOST_NAME = /^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*$/;
 
