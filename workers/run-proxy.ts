@@ -4,7 +4,7 @@
 import { isIP } from 'node:net';
 import type { EngineSnapshot, SocketAddress } from '../engine';
 import { startAdminServer } from './admin-server';
-import type { ConfigWatcher } from './config/config-watcher';
+import type { ConfigWatcher } from '../engine/config/file/config-watcher';
 import { renderMetrics } from './metrics-render';
 import { AckTimeoutError, Supervisor } from './supervisor';
 
@@ -48,7 +48,7 @@ export async function runProxy(o: ProxyRunOptions): Promise<RunningProxy> {
   let initial: EngineSnapshot;
   if (o.configFile !== undefined) {
     // Loaded only here: YAML and JSON Schema cost memory the one-line mode does not need.
-    const { ConfigWatcher } = await import('./config/config-watcher');
+    const { ConfigWatcher } = await import('../engine/config/file/config-watcher');
     watcher = new ConfigWatcher(o.configFile);
     let first: EngineSnapshot | undefined;
     let firstError: Error | undefined;

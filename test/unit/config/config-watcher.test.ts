@@ -7,7 +7,7 @@ import { mkdtempSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EngineSnapshot } from '../../../engine/config/snapshot';
-import { ConfigWatcher, type ConfigWatcherOptions } from '../../../workers/config/config-watcher';
+import { ConfigWatcher, type ConfigWatcherOptions } from '../../../engine/config/file/config-watcher';
 import { ConfigError } from '../../../engine/config/file/yaml-config';
 
 const WAIT_MS = 5000;

@@ -7,8 +7,8 @@ import { EventEmitter } from 'node:events';
 import { stat, readFile } from 'node:fs/promises';
 import { readFileSync, statSync, watch, type FSWatcher, type Stats } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
-import type { EngineSnapshot } from '../../engine/config/snapshot';
-import { ConfigError, parseConfigText } from '../../engine/config/file/yaml-config';
+import type { EngineSnapshot } from '../snapshot';
+import { ConfigError, parseConfigText } from './yaml-config';
 
 export interface ConfigWatcherOptions {
   /** Quiet time after the last change event before the file is read (editors write in bursts). */
