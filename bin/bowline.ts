@@ -15,6 +15,7 @@ const USAGE = `bowline: a reliability-first service mesh proxy
 Usage:
   bowline proxy --config FILE [options]
   bowline proxy --listen HOST:PORT --to HOST:PORT[@ZONE] [--to ...] [options]
+  bowline control --config MESH_FILE [options]
   bowline demo
 
 Options:
@@ -29,6 +30,12 @@ Options:
   --admin HOST:PORT    admin listener for /metrics /ready /live /config_dump (default 127.0.0.1:4191)
   --drain-grace-ms MS  on SIGTERM, how long in-flight requests may take (default 10000)
   -h, --help           this text
+
+Control plane:
+  bowline control --config MESH_FILE [--listen HOST:PORT] [--admin HOST:PORT] [--build-threads N]
+      xDS v3 server (ADS state-of-the-world and delta, per-type services) for Bowline proxies,
+      Envoy and gRPC proxyless clients. MESH_FILE uses the --config language and is watched.
+      Defaults: listen 127.0.0.1:18000, admin 127.0.0.1:9901 (/metrics /ready /live /config_dump).
 `;
 
 function fail(msg: string): never {
@@ -143,6 +150,11 @@ async function main(): Promise<void> {
       return proxy(rest);
     case 'demo':
       return demo();
+    case 'control': {
+      // Loaded only for this command: gRPC and protobufjs stay out of the proxy.
+      const { control } = await import('./control');
+      return control(rest, fail);
+    }
     case undefined:
     case '-h':
     case '--help':

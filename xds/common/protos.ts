@@ -1,7 +1,8 @@
 // Envoy's v3 protos, loaded once at run time with protobufjs from the deps/ folders that the pinned
 // @grpc/grpc-js-xds package ships (envoy-api, xds, googleapis, protoc-gen-validate): nothing is
-// vendored. Messages are handled as plain objects in protobufjs's JSON-like form (camelCase fields,
-// enums as names, 64-bit integers as strings) and packed into or out of google.protobuf.Any here.
+// vendored. Messages are handled as plain objects in protobufjs's object form with the proto field
+// names kept (snake_case, as in Envoy's YAML and docs; protobufjs's built-in well-known types such as
+// Any and Struct have them too), enums as names, 64-bit integers as strings.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -66,7 +67,7 @@ export function envoyRoot(): protobuf.Root {
     }
     return protobuf.util.path.resolve(origin, target);
   };
-  r.loadSync(FILES, { keepCase: false });
+  r.loadSync(FILES, { keepCase: true });
   r.resolveAll();
   root = r;
   return r;
@@ -79,17 +80,34 @@ export function messageType(fullName: string): protobuf.Type {
 
 const TYPE_URL_PREFIX = 'type.googleapis.com/';
 
+/**
+ * Throws when `obj` names a field that `t` does not have, anywhere inside: protobufjs's fromObject
+ * would drop it silently, and a misspelt field must never vanish from a resource we send.
+ */
+export function checkFields(t: protobuf.Type, obj: unknown, at = t.name): void {
+  if (obj === null || typeof obj !== 'object' || obj instanceof Uint8Array) return;
+  for (const [key, value] of Object.entries(obj as Record<string, unknown>)) {
+    const f = t.fields[key];
+    if (f === undefined) throw new Error(`${at}.${key}: no such field in ${t.fullName.slice(1)}`);
+    const sub = f.resolve().resolvedType;
+    if (!(sub instanceof (envoyRoot().lookupType('google.protobuf.Any').constructor as typeof protobuf.Type))) continue;
+    if (sub.fullName === '.google.protobuf.Any') continue;
+    if (f.map) for (const [k, v] of Object.entries((value ?? {}) as Record<string, unknown>)) checkFields(sub, v, `${at}.${key}[${k}]`);
+    else if (f.repeated && Array.isArray(value)) value.forEach((v, i) => checkFields(sub, v, `${at}.${key}[${i}]`));
+    else checkFields(sub, value, `${at}.${key}`);
+  }
+}
+
 /** A google.protobuf.Any (plain-object form) holding `message` of type `fullName`. */
-export function packAny(fullName: string, message: object): { typeUrl: string; value: Buffer } {
+export function packAny(fullName: string, message: object): { type_url: string; value: Buffer } {
   const t = messageType(fullName);
-  const err = t.verify(message);
-  if (err !== null) throw new Error(`${fullName}: ${err}`);
-  return { typeUrl: TYPE_URL_PREFIX + fullName, value: Buffer.from(t.encode(t.fromObject(message)).finish()) };
+  checkFields(t, message);
+  return { type_url: TYPE_URL_PREFIX + fullName, value: Buffer.from(t.encode(t.fromObject(message)).finish()) };
 }
 
 /** The message inside an Any, as a plain object, with its type name. Throws on unknown types or bad bytes. */
-export function unpackAny(any: { typeUrl?: string; value?: Uint8Array }): { type: string; message: Record<string, unknown> } {
-  const url = any.typeUrl ?? '';
+export function unpackAny(any: { type_url?: string; value?: Uint8Array }): { type: string; message: Record<string, unknown> } {
+  const url = any.type_url ?? '';
   const type = url.slice(url.lastIndexOf('/') + 1);
   if (type === '') throw new Error('an Any without a type_url');
   let t: protobuf.Type;
@@ -102,9 +120,10 @@ export function unpackAny(any: { typeUrl?: string; value?: Uint8Array }): { type
   return { type, message: t.toObject(msg, OBJECT_OPTIONS) };
 }
 
-/** Encodes a plain object as `fullName`. */
+/** Encodes a plain object as `fullName` (every field name checked, see checkFields). */
 export function encodeMessage(fullName: string, message: object): Uint8Array {
   const t = messageType(fullName);
+  checkFields(t, message);
   return t.encode(t.fromObject(message)).finish();
 }
 

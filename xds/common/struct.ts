@@ -50,8 +50,8 @@ function fromValue(v: StructValue): unknown {
 }
 
 /** Bowline's settings from a resource's metadata, or {} (resources from other control planes have none). */
-export function bowlineMetadata(metadata: { filterMetadata?: Record<string, StructObject> } | undefined): Record<string, unknown> {
-  return fromStruct(metadata?.filterMetadata?.[BOWLINE_METADATA]);
+export function bowlineMetadata(metadata: { filter_metadata?: Record<string, StructObject> } | undefined): Record<string, unknown> {
+  return fromStruct(metadata?.filter_metadata?.[BOWLINE_METADATA]);
 }
 
 /** A duration in ms as a google.protobuf.Duration object. */

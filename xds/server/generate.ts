@@ -36,10 +36,15 @@ export function grpcRouteConfigName(service: string): string {
   return `grpc/${service}`;
 }
 
-const ADS_SOURCE = { ads: {}, resourceApiVersion: 'V3' };
+const ADS_SOURCE = { ads: {}, resource_api_version: 'V3' };
+
+/** google.protobuf.UInt32Value, which Envoy uses wherever "unset" differs from 0. */
+function u32(n: number): { value: number } {
+  return { value: n };
+}
 
 function metadata(o: Record<string, unknown>): Record<string, unknown> {
-  return { filterMetadata: { [BOWLINE_METADATA]: toStruct(o) } };
+  return { filter_metadata: { [BOWLINE_METADATA]: toStruct(o) } };
 }
 
 /**
@@ -66,12 +71,12 @@ export function generateResources(mesh: EngineSnapshot, nodeZone = ''): Generate
     // gRPC proxyless: xds:///<service> resolves listener <service>.
     add(LDS_TYPE, svc.name, {
       name: svc.name,
-      apiListener: { apiListener: packAny(HTTP_CONNECTION_MANAGER, httpConnectionManager(svc.name, grpcRouteConfigName(svc.name))) },
+      api_listener: { api_listener: packAny(HTTP_CONNECTION_MANAGER, httpConnectionManager(svc.name, grpcRouteConfigName(svc.name))) },
     });
     const grpcRoutes = mesh.routes.filter((r) => r.hostnames.includes(svc.name));
     add(RDS_TYPE, grpcRouteConfigName(svc.name), {
       name: grpcRouteConfigName(svc.name),
-      virtualHosts: [{ name: svc.name, domains: ['*'], routes: [...grpcRoutes.flatMap((r) => routeMessages(r, true)), defaultRoute(svc.name, true)] }],
+      virtual_hosts: [{ name: svc.name, domains: ['*'], routes: [...grpcRoutes.flatMap((r) => routeMessages(r, true)), defaultRoute(svc.name, true)] }],
     });
   }
 
@@ -81,7 +86,7 @@ export function generateResources(mesh: EngineSnapshot, nodeZone = ''): Generate
     if (l.protocol === 'opaque') continue;
     add(RDS_TYPE, l.name, {
       name: l.name,
-      virtualHosts: virtualHosts(l, l.routes.map((n) => routes.get(n)!)),
+      virtual_hosts: virtualHosts(l, l.routes.map((n) => routes.get(n)!)),
     });
   }
   return { byType, wildcardListeners };
@@ -91,24 +96,24 @@ export function generateResources(mesh: EngineSnapshot, nodeZone = ''): Generate
 
 function httpConnectionManager(statPrefix: string, routeConfigName: string): Record<string, unknown> {
   return {
-    statPrefix,
-    rds: { configSource: ADS_SOURCE, routeConfigName },
-    httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: packAny(ROUTER, {}) }],
+    stat_prefix: statPrefix,
+    rds: { config_source: ADS_SOURCE, route_config_name: routeConfigName },
+    http_filters: [{ name: 'envoy.filters.http.router', typed_config: packAny(ROUTER, {}) }],
   };
 }
 
 function listenerMessage(l: ListenerSnapshot): Record<string, unknown> {
   const filter =
     l.protocol === 'opaque'
-      ? { name: 'envoy.filters.network.tcp_proxy', typedConfig: packAny(TCP_PROXY, { statPrefix: l.name, cluster: l.defaultService ?? '' }) }
-      : { name: 'envoy.filters.network.http_connection_manager', typedConfig: packAny(HTTP_CONNECTION_MANAGER, httpConnectionManager(l.name, l.name)) };
+      ? { name: 'envoy.filters.network.tcp_proxy', typed_config: packAny(TCP_PROXY, { stat_prefix: l.name, cluster: l.defaultService ?? '' }) }
+      : { name: 'envoy.filters.network.http_connection_manager', typed_config: packAny(HTTP_CONNECTION_MANAGER, httpConnectionManager(l.name, l.name)) };
   const bowline: Record<string, unknown> = { protocol: l.protocol, detectTimeoutMs: l.detectTimeoutMs };
   if (l.defaultService !== undefined) bowline['defaultService'] = l.defaultService;
   return {
     name: l.name,
-    address: { socketAddress: { address: l.address.host, portValue: l.address.port } },
-    trafficDirection: l.direction === 'inbound' ? 'INBOUND' : 'OUTBOUND',
-    filterChains: [{ filters: [filter] }],
+    address: { socket_address: { address: l.address.host, port_value: l.address.port } },
+    traffic_direction: l.direction === 'inbound' ? 'INBOUND' : 'OUTBOUND',
+    filter_chains: [{ filters: [filter] }],
     metadata: metadata(bowline),
   };
 }
@@ -159,10 +164,10 @@ function routeMatch(m: RouteMatchSnapshot, grpc: boolean): Record<string, unknow
     const v = m.path.value.replace(/\/+$/, '');
     if (grpc) out['prefix'] = m.path.value;
     else if (v === '') out['prefix'] = '/';
-    else out['pathSeparatedPrefix'] = v;
+    else out['path_separated_prefix'] = v;
   }
   const headers = m.headers.map(headerMatcher);
-  if (m.method !== undefined) headers.push({ name: ':method', stringMatch: { exact: m.method } });
+  if (m.method !== undefined) headers.push({ name: ':method', string_match: { exact: m.method } });
   if (headers.length > 0) out['headers'] = headers;
   return out;
 }
@@ -170,11 +175,11 @@ function routeMatch(m: RouteMatchSnapshot, grpc: boolean): Record<string, unknow
 function headerMatcher(h: HeaderMatch): Record<string, unknown> {
   switch (h.kind) {
     case 'present':
-      return { name: h.name, presentMatch: true };
+      return { name: h.name, present_match: true };
     case 'regex':
-      return { name: h.name, stringMatch: { safeRegex: { regex: h.value } } };
+      return { name: h.name, string_match: { safe_regex: { regex: h.value } } };
     default:
-      return { name: h.name, stringMatch: { exact: h.value } };
+      return { name: h.name, string_match: { exact: h.value } };
   }
 }
 
@@ -183,12 +188,13 @@ function routeAction(r: RouteSnapshot): Record<string, unknown> {
   const action: Record<string, unknown> =
     backends.length === 1
       ? { cluster: backends[0]!.service }
-      : { weightedClusters: { clusters: backends.map((b) => ({ name: b.service, weight: b.weight })) } };
+      : { weighted_clusters: { clusters: backends.map((b) => ({ name: b.service, weight: u32(Math.max(1, Math.round(b.weight))) })) } };
   // Envoy's default route timeout is 15 s; 0 says "none", as in the mesh file.
   action['timeout'] = duration(r.requestTimeoutMs);
-  if (r.idleTimeoutMs !== undefined && r.idleTimeoutMs > 0) action['idleTimeout'] = duration(r.idleTimeoutMs);
-  if (r.retry !== undefined) action['retryPolicy'] = retryPolicy(r.retry, r.responseTimeoutMs ?? 0);
-  else if (r.responseTimeoutMs !== undefined && r.responseTimeoutMs > 0) action['retryPolicy'] = { numRetries: 0, perTryTimeout: duration(r.responseTimeoutMs) };
+  if (r.idleTimeoutMs !== undefined && r.idleTimeoutMs > 0) action['idle_timeout'] = duration(r.idleTimeoutMs);
+  // A per-attempt timeout without retries only exists in Bowline's metadata: Envoy's per_try_timeout
+  // lives in a retry policy, and gRPC refuses one with no retries.
+  if (r.retry !== undefined && r.retry.maxRetries > 0) action['retry_policy'] = retryPolicy(r.retry, r.responseTimeoutMs ?? 0);
   return action;
 }
 
@@ -202,12 +208,12 @@ const RETRY_ON: Record<string, string> = {
 
 function retryPolicy(p: RetryPolicy, perTryTimeoutMs: number): Record<string, unknown> {
   const out: Record<string, unknown> = {
-    retryOn: p.on.map((c) => RETRY_ON[c]).join(','),
-    numRetries: p.maxRetries,
-    retryBackOff: { baseInterval: duration(p.backoffBaseMs), maxInterval: duration(p.backoffMaxMs) },
+    retry_on: p.on.map((c) => RETRY_ON[c]).join(','),
+    num_retries: u32(p.maxRetries),
+    retry_back_off: { base_interval: duration(p.backoffBaseMs), max_interval: duration(p.backoffMaxMs) },
   };
-  if (p.statusCodes.length > 0) out['retriableStatusCodes'] = p.statusCodes;
-  if (perTryTimeoutMs > 0) out['perTryTimeout'] = duration(perTryTimeoutMs);
+  if (p.statusCodes.length > 0) out['retriable_status_codes'] = p.statusCodes;
+  if (perTryTimeoutMs > 0) out['per_try_timeout'] = duration(perTryTimeoutMs);
   return out;
 }
 
@@ -228,35 +234,39 @@ function clusterMessage(svc: ServiceSnapshot): Record<string, unknown> {
   const c: Record<string, unknown> = {
     name: svc.name,
     type: 'EDS',
-    edsClusterConfig: { edsConfig: ADS_SOURCE, serviceName: svc.name },
-    connectTimeout: duration(svc.connectTimeoutMs),
+    eds_cluster_config: { eds_config: ADS_SOURCE, service_name: svc.name },
+    connect_timeout: duration(svc.connectTimeoutMs),
     // Envoy has no peak-EWMA: its least-request (P2C over requests in flight) is the nearest.
-    lbPolicy: LB_POLICY[svc.balancer ?? 'p2c-ewma'],
+    lb_policy: LB_POLICY[svc.balancer ?? 'p2c-ewma'],
+    // The extensible form wins where it is understood; a client takes the first policy it supports
+    // (gRPC has no least-request: it takes round-robin).
+    load_balancing_policy: { policies: lbPolicies(svc.balancer ?? 'p2c-ewma') },
   };
   if (svc.queue !== undefined) {
-    c['circuitBreakers'] = { thresholds: [{ maxRequests: svc.queue.maxInFlight, maxPendingRequests: svc.queue.capacity }] };
+    c['circuit_breakers'] = { thresholds: [{ max_requests: u32(svc.queue.maxInFlight), max_pending_requests: u32(svc.queue.capacity) }] };
   }
   const a = svc.failureAccrual;
   if (a !== undefined && a.mode !== 'off') {
     const od: Record<string, unknown> = {
-      baseEjectionTime: duration(a.minBackoffMs),
-      maxEjectionTime: duration(a.maxBackoffMs),
-      maxEjectionPercent: a.maxEjectionPercent,
+      base_ejection_time: duration(a.minBackoffMs),
+      max_ejection_time: duration(a.maxBackoffMs),
+      max_ejection_percent: u32(Math.round(a.maxEjectionPercent)),
       interval: duration(1000),
     };
     if (a.mode === 'consecutive') {
-      od['consecutive_5xx'] = a.consecutiveFailures;
-      od['enforcingSuccessRate'] = 0;
+      od['consecutive_5xx'] = u32(a.consecutiveFailures);
+      od['enforcing_success_rate'] = u32(0);
     } else {
-      od['enforcingConsecutive_5xx'] = 0;
-      od['successRateMinimumHosts'] = 1;
-      od['successRateRequestVolume'] = a.successRateMinRequests;
-      // Envoy's success rate is relative to the other hosts; Bowline's absolute threshold is in metadata.
-      od['failurePercentageThreshold'] = Math.round(100 * (1 - a.successRateThreshold));
-      od['enforcingFailurePercentage'] = 100;
-      od['failurePercentageRequestVolume'] = a.successRateMinRequests;
+      // Envoy's success rate is relative to the other hosts; its failure percentage is the absolute
+      // threshold Bowline means.
+      od['enforcing_consecutive_5xx'] = u32(0);
+      od['enforcing_success_rate'] = u32(0);
+      od['failure_percentage_threshold'] = u32(Math.round(100 * (1 - a.successRateThreshold)));
+      od['enforcing_failure_percentage'] = u32(100);
+      od['failure_percentage_request_volume'] = u32(a.successRateMinRequests);
+      od['failure_percentage_minimum_hosts'] = u32(1);
     }
-    c['outlierDetection'] = od;
+    c['outlier_detection'] = od;
   }
   const bowline: Record<string, unknown> = { balancer: svc.balancer ?? 'p2c-ewma' };
   if (svc.zoneLocality !== undefined) bowline['zoneLocality'] = svc.zoneLocality;
@@ -270,20 +280,29 @@ function clusterMessage(svc: ServiceSnapshot): Record<string, unknown> {
   return c;
 }
 
+const ROUND_ROBIN_POLICY = 'envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin';
+const LEAST_REQUEST_POLICY = 'envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest';
+
+function lbPolicies(balancer: string): Record<string, unknown>[] {
+  const rr = { typed_extension_config: { name: 'envoy.load_balancing_policies.round_robin', typed_config: packAny(ROUND_ROBIN_POLICY, {}) } };
+  if (balancer === 'round-robin') return [rr];
+  return [{ typed_extension_config: { name: 'envoy.load_balancing_policies.least_request', typed_config: packAny(LEAST_REQUEST_POLICY, {}) } }, rr];
+}
+
 function loadAssignment(svc: ServiceSnapshot, nodeZone: string): Record<string, unknown> {
-  const zones = new Map<string, { weight: number; lbEndpoints: Record<string, unknown>[] }>();
+  const zones = new Map<string, { weight: number; lb_endpoints: Record<string, unknown>[] }>();
   for (const e of svc.endpoints) {
     if (e.weight <= 0) continue; // Envoy's weights start at 1; weight 0 means "no traffic"
     let z = zones.get(e.zone);
-    if (z === undefined) zones.set(e.zone, (z = { weight: 0, lbEndpoints: [] }));
+    if (z === undefined) zones.set(e.zone, (z = { weight: 0, lb_endpoints: [] }));
     const w = Math.max(1, Math.round(e.weight));
     z.weight += w;
-    z.lbEndpoints.push({ endpoint: { address: { socketAddress: { address: e.address.host, portValue: e.address.port } } }, loadBalancingWeight: w, healthStatus: 'HEALTHY' });
+    z.lb_endpoints.push({ endpoint: { address: { socket_address: { address: e.address.host, port_value: e.address.port } } }, load_balancing_weight: u32(w), health_status: 'HEALTHY' });
   }
   const endpoints = [...zones.entries()].map(([zone, z]) => {
-    const loc: Record<string, unknown> = { locality: { zone }, lbEndpoints: z.lbEndpoints, loadBalancingWeight: z.weight };
+    const loc: Record<string, unknown> = { locality: { zone }, lb_endpoints: z.lb_endpoints, load_balancing_weight: u32(z.weight) };
     if (nodeZone !== '' && zone !== nodeZone && zones.has(nodeZone)) loc['priority'] = 1;
     return loc;
   });
-  return { clusterName: svc.name, endpoints };
+  return { cluster_name: svc.name, endpoints };
 }

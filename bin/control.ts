@@ -1,0 +1,60 @@
+// `bowline control`: the xDS control plane on a mesh file. Loaded only for this command, so that the
+// proxy never loads gRPC or protobufjs.
+
+import { parseArgs } from 'node:util';
+import { parseSocketAddress } from '../engine/config/file/socket-address';
+import { startAdminServer } from '../workers/admin-server';
+import { ControlPlane } from '../xds/server/control-plane';
+import { FileMeshSource } from '../xds/server/mesh-source';
+
+function log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}): void {
+  const line = JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields });
+  (level === 'info' ? process.stdout : process.stderr).write(`${line}\n`);
+}
+
+export async function control(argv: string[], fail: (msg: string) => never): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string' },
+        listen: { type: 'string', default: '127.0.0.1:18000' },
+        admin: { type: 'string', default: '127.0.0.1:9901' },
+        'build-threads': { type: 'string', default: '1' },
+      },
+      strict: true,
+    }));
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  if (values.config === undefined) fail('control needs --config MESH_FILE');
+  const threads = Number(values['build-threads']);
+  if (!Number.isInteger(threads) || threads < 0) fail(`--build-threads must be a whole number >= 0, got "${values['build-threads']}"`);
+  let admin: { host: string; port: number };
+  try {
+    parseSocketAddress(values.listen, 0);
+    admin = parseSocketAddress(values.admin, 0);
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  const cp = new ControlPlane({ source: new FileMeshSource(values.config), listen: values.listen, buildThreads: threads, log });
+  await cp.start();
+  const adminServer = await startAdminServer(admin.host, admin.port, {
+    metrics: () => Promise.resolve(cp.metrics.render()),
+    ready: () => cp.cache.generation > 0,
+    configDump: () => cp.configDump(),
+  });
+  const host = values.listen.slice(0, values.listen.lastIndexOf(':'));
+  process.stdout.write(`bowline control: xds on ${host}:${cp.port}, admin on ${admin.host}:${adminServer.port} (mesh ${values.config})\n`);
+  let stopping = false;
+  const stop = (sig: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log('info', `${sig}: stopping`);
+    adminServer.close();
+    void cp.stop().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}

@@ -1,0 +1,304 @@
+// One client's discovery stream, state-of-the-world or delta, over ADS or a per-type service: it
+// tracks per type what the client subscribed to, what was sent under which nonce, and what was ACKed
+// or NACKed, and pushes what changed when the snapshot does. Rules of the xDS protocol kept here:
+// a request with a stale nonce is ignored; a NACKed version is held, not resent in a loop; an empty
+// list after explicit names unsubscribes (only a first empty request to LDS/CDS is a wildcard);
+// types go out in make-before-break order (clusters, endpoints, listeners, routes).
+
+import type * as grpc from '@grpc/grpc-js';
+import { preEncode } from '../common/grpc-services';
+import { CDS_TYPE, isResourceType, LDS_TYPE, type ResourceType, shortType, TYPE_ORDER } from '../common/type-urls';
+import type { ControlMetrics } from './control-metrics';
+import type { NodeInfo, SnapshotCache } from './snapshot-cache';
+import type { EncodedResource, XdsSnapshot } from './xds-snapshot';
+
+const DISCOVERY_RESPONSE = 'envoy.service.discovery.v3.DiscoveryResponse';
+const DELTA_DISCOVERY_RESPONSE = 'envoy.service.discovery.v3.DeltaDiscoveryResponse';
+
+export interface StreamContext {
+  cache: SnapshotCache;
+  metrics: ControlMetrics;
+  log: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
+  /** Unique nonces across streams. */
+  nextNonce(): string;
+}
+
+interface RequestCommon {
+  node?: { id?: string; cluster?: string; locality?: { zone?: string }; user_agent_name?: string };
+  type_url?: string;
+  response_nonce?: string;
+  error_detail?: { code?: number; message?: string };
+}
+
+/** Encoded responses shared by streams that need the same bytes (all but the nonce). */
+const encodedCache = new WeakMap<XdsSnapshot, Map<string, Buffer>>();
+
+function cached(snapshot: XdsSnapshot, key: string, encode: () => Buffer): Buffer {
+  let m = encodedCache.get(snapshot);
+  if (m === undefined) encodedCache.set(snapshot, (m = new Map()));
+  let b = m.get(key);
+  if (b === undefined) m.set(key, (b = encode()));
+  return b;
+}
+
+/** Field 5 (nonce) of DiscoveryResponse, and of DeltaDiscoveryResponse: both number it 5. */
+function nonceBytes(nonce: string, message: string): Buffer {
+  return preEncode(message, { nonce });
+}
+
+abstract class DiscoveryStream {
+  protected node: NodeInfo | null = null;
+  private closed = false;
+  private readonly onUpdate = (): void => this.pushAll();
+  protected readonly kind: 'sotw' | 'delta';
+
+  constructor(
+    protected readonly call: grpc.ServerDuplexStream<unknown, unknown>,
+    protected readonly ctx: StreamContext,
+    /** The type of a per-type service; null for ADS. */
+    protected readonly fixedType: ResourceType | null,
+    kind: 'sotw' | 'delta',
+  ) {
+    this.kind = kind;
+    call.on('data', (req: RequestCommon) => {
+      try {
+        this.onRequest(req);
+      } catch (e) {
+        ctx.log('warn', 'bad discovery request', { error: (e as Error).message });
+        call.destroy(e as Error);
+      }
+    });
+    const close = (): void => this.close();
+    call.on('end', () => {
+      close();
+      call.end();
+    });
+    call.on('error', close);
+    call.on('cancelled', close);
+    call.on('close', close);
+    ctx.cache.on('update', this.onUpdate);
+  }
+
+  protected abstract onTypeRequest(type: ResourceType, req: RequestCommon): void;
+  protected abstract push(type: ResourceType): void;
+  protected abstract subscribedTypes(): Iterable<ResourceType>;
+
+  private onRequest(req: RequestCommon): void {
+    if (this.node === null) {
+      const n = req.node ?? {};
+      this.node = { id: n.id ?? '', cluster: n.cluster ?? '', zone: n.locality?.zone ?? '', userAgent: n.user_agent_name ?? '' };
+      this.ctx.metrics.streamOpened(this.kind, this.node.userAgent);
+    }
+    const type = req.type_url !== undefined && req.type_url !== '' ? req.type_url : this.fixedType;
+    if (type === null || !isResourceType(type) || (this.fixedType !== null && type !== this.fixedType)) {
+      this.ctx.log('warn', 'discovery request for an unsupported type', { type, node: this.node.id });
+      return;
+    }
+    this.onTypeRequest(type, req);
+  }
+
+  protected snapshot(): XdsSnapshot | null {
+    return this.ctx.cache.snapshotFor(this.node?.zone ?? '');
+  }
+
+  /** A new snapshot: every subscribed type in make-before-break order. */
+  private pushAll(): void {
+    if (this.closed) return;
+    const subscribed = new Set(this.subscribedTypes());
+    for (const t of TYPE_ORDER) if (subscribed.has(t)) this.push(t);
+  }
+
+  protected send(bytes: Buffer, type: ResourceType): void {
+    if (this.closed) return;
+    this.ctx.metrics.pushed(shortType(type));
+    this.call.write(bytes);
+  }
+
+  /** Records an ACK or NACK of the response `nonce` of `type`; false when the nonce is stale. */
+  protected settle(type: ResourceType, req: RequestCommon, sentNonce: string, sentAtMs: number): 'ack' | 'nack' | 'stale' | 'none' {
+    const nonce = req.response_nonce ?? '';
+    if (nonce === '') return 'none';
+    if (nonce !== sentNonce) return 'stale';
+    if (req.error_detail !== undefined && req.error_detail !== null && (req.error_detail.message ?? '') !== '') {
+      const reason = req.error_detail.message ?? '';
+      this.ctx.metrics.nacked(shortType(type), reason);
+      this.ctx.log('warn', 'client rejected a response (NACK); holding that version', { node: this.node?.id, type: shortType(type), reason });
+      return 'nack';
+    }
+    this.ctx.metrics.acked(shortType(type), performance.now() - sentAtMs);
+    return 'ack';
+  }
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ctx.cache.off('update', this.onUpdate);
+    if (this.node !== null) this.ctx.metrics.streamClosed(this.kind, this.node.userAgent);
+  }
+}
+
+// ------------------------------------------------------------------ state of the world
+
+interface SotwState {
+  names: Set<string>;
+  wildcard: boolean;
+  /** The client never named a resource: its empty first request made it a (legacy) wildcard. */
+  legacyWildcard: boolean;
+  /** What was last sent: type version + subscription. */
+  sentKey: string;
+  nonce: string;
+  sentAtMs: number;
+  /** A sentKey the client rejected: not sent again. */
+  nackedKey: string;
+}
+
+export class SotwStream extends DiscoveryStream {
+  private readonly types = new Map<ResourceType, SotwState>();
+
+  constructor(call: grpc.ServerDuplexStream<unknown, unknown>, ctx: StreamContext, fixedType: ResourceType | null = null) {
+    super(call, ctx, fixedType, 'sotw');
+  }
+
+  protected subscribedTypes(): Iterable<ResourceType> {
+    return this.types.keys();
+  }
+
+  protected onTypeRequest(type: ResourceType, req: RequestCommon & { resource_names?: string[]; version_info?: string }): void {
+    let st = this.types.get(type);
+    const names = req.resource_names ?? [];
+    const first = st === undefined;
+    if (st === undefined) {
+      const legacy = names.length === 0 && (type === LDS_TYPE || type === CDS_TYPE);
+      st = { names: new Set(), wildcard: legacy, legacyWildcard: legacy, sentKey: '', nonce: '', sentAtMs: 0, nackedKey: '' };
+      this.types.set(type, st);
+    }
+    if (!first) {
+      // (A first request may carry a nonce of an earlier stream: it is a new subscription here.)
+      const verdict = this.settle(type, req, st.nonce, st.sentAtMs);
+      if (verdict === 'stale') return; // superseded by a newer response: the client will answer that one
+      if (verdict === 'nack') st.nackedKey = st.sentKey;
+    }
+    // The subscription this request states.
+    if (names.length > 0) st.legacyWildcard = false;
+    const wildcard = st.legacyWildcard || names.includes('*');
+    const set = new Set(names.filter((n) => n !== '*'));
+    const changed = wildcard !== st.wildcard || set.size !== st.names.size || [...set].some((n) => !st.names.has(n));
+    st.wildcard = wildcard;
+    st.names = set;
+    if (first || changed) this.push(type, true);
+  }
+
+  protected push(type: ResourceType, force = false): void {
+    const st = this.types.get(type);
+    const snap = this.snapshot();
+    if (st === undefined || snap === null) return;
+    const version = snap.typeVersions.get(type) ?? '';
+    const subKey = `${st.wildcard ? '*' : ''}|${[...st.names].sort().join(',')}`;
+    const key = `${version}|${subKey}`;
+    if (!force && (key === st.sentKey || key === st.nackedKey)) return;
+    if (!st.wildcard && st.names.size === 0 && !force) return;
+    const resources = snap.select(type, st.wildcard, st.names);
+    const body = cached(snap, `sotw|${type}|${subKey}`, () =>
+      preEncode(DISCOVERY_RESPONSE, { version_info: version, type_url: type, resources: resources.map(toAny) }),
+    );
+    const nonce = this.ctx.nextNonce();
+    st.sentKey = key;
+    st.nonce = nonce;
+    st.sentAtMs = performance.now();
+    this.send(Buffer.concat([body, nonceBytes(nonce, DISCOVERY_RESPONSE)]), type);
+  }
+}
+
+function toAny(r: EncodedResource): { type_url: string; value: Buffer } {
+  return { type_url: r.typeUrl, value: r.value };
+}
+
+// ------------------------------------------------------------------ delta
+
+interface DeltaState {
+  subscribed: Set<string>;
+  wildcard: boolean;
+  /** What the client has: name -> version. */
+  has: Map<string, string>;
+  /** Names subscribed that do not exist and were already reported removed. */
+  reportedMissing: Set<string>;
+  nonce: string;
+  sentAtMs: number;
+}
+
+export class DeltaStream extends DiscoveryStream {
+  private readonly types = new Map<ResourceType, DeltaState>();
+
+  constructor(call: grpc.ServerDuplexStream<unknown, unknown>, ctx: StreamContext, fixedType: ResourceType | null = null) {
+    super(call, ctx, fixedType, 'delta');
+  }
+
+  protected subscribedTypes(): Iterable<ResourceType> {
+    return this.types.keys();
+  }
+
+  protected onTypeRequest(
+    type: ResourceType,
+    req: RequestCommon & { resource_names_subscribe?: string[]; resource_names_unsubscribe?: string[]; initial_resource_versions?: Record<string, string> },
+  ): void {
+    let st = this.types.get(type);
+    const sub = req.resource_names_subscribe ?? [];
+    if (st === undefined) {
+      st = { subscribed: new Set(), wildcard: sub.length === 0 && (type === LDS_TYPE || type === CDS_TYPE), has: new Map(), reportedMissing: new Set(), nonce: '', sentAtMs: 0 };
+      // A reconnecting client says what it already has: only what differs is sent.
+      for (const [n, v] of Object.entries(req.initial_resource_versions ?? {})) st.has.set(n, v);
+      this.types.set(type, st);
+    } else {
+      const verdict = this.settle(type, req, st.nonce, st.sentAtMs);
+      if (verdict === 'stale') return;
+      // A NACK keeps `has` as sent: the rejected versions are not resent until they change.
+    }
+    for (const n of sub) {
+      if (n === '*') st.wildcard = true;
+      else {
+        st.subscribed.add(n);
+        st.reportedMissing.delete(n);
+      }
+    }
+    for (const n of req.resource_names_unsubscribe ?? []) {
+      if (n === '*') st.wildcard = false;
+      st.subscribed.delete(n);
+      st.has.delete(n);
+    }
+    this.push(type);
+  }
+
+  protected push(type: ResourceType): void {
+    const st = this.types.get(type);
+    const snap = this.snapshot();
+    if (st === undefined || snap === null) return;
+    const want = snap.select(type, st.wildcard, st.subscribed);
+    const wanted = new Set(want.map((r) => r.name));
+    const changed = want.filter((r) => st.has.get(r.name) !== r.version);
+    const removed: string[] = [];
+    for (const name of st.has.keys()) if (!wanted.has(name)) removed.push(name);
+    // Named resources that do not exist are reported removed once, so that the client stops waiting.
+    for (const name of st.subscribed) {
+      if (!wanted.has(name) && !st.has.has(name) && !st.reportedMissing.has(name)) {
+        removed.push(name);
+        st.reportedMissing.add(name);
+      }
+    }
+    if (changed.length === 0 && removed.length === 0) return;
+    const key = `delta|${type}|${changed.map((r) => `${r.name}@${r.version}`).join(',')}|${removed.join(',')}`;
+    const body = cached(snap, key, () =>
+      preEncode(DELTA_DISCOVERY_RESPONSE, {
+        system_version_info: snap.meshVersion,
+        type_url: type,
+        resources: changed.map((r) => ({ name: r.name, version: r.version, resource: toAny(r) })),
+        removed_resources: removed,
+      }),
+    );
+    for (const r of changed) st.has.set(r.name, r.version);
+    for (const n of removed) st.has.delete(n);
+    const nonce = this.ctx.nextNonce();
+    st.nonce = nonce;
+    st.sentAtMs = performance.now();
+    this.send(Buffer.concat([body, nonceBytes(nonce, DELTA_DISCOVERY_RESPONSE)]), type);
+  }
+}
