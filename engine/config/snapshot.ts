@@ -160,9 +160,15 @@ export interface ServiceSnapshot {
   timeouts?: TimeoutSettings;
 }
 
+/**
+ * prefix: Gateway API's PathPrefix (whole segments: "/api" matches "/api/x", not "/apix");
+ * string-prefix: a plain string prefix (Envoy's `prefix`); exact; regex: the whole path (Envoy's safe_regex).
+ */
 export type PathMatch =
   | { kind: 'prefix'; value: string }
-  | { kind: 'exact'; value: string };
+  | { kind: 'string-prefix'; value: string }
+  | { kind: 'exact'; value: string }
+  | { kind: 'regex'; value: string };
 
 export interface HeaderMatch {
   /** Lower-case header name. */

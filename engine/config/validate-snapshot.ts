@@ -166,8 +166,18 @@ function checkRoute(route: RouteSnapshot, at: PathSegment[], serviceNames: Reado
   route.matches.forEach((m, k) => {
     const mAt = [...at, 'matches', k];
     if (m.path !== undefined) {
-      if (m.path.kind !== 'prefix' && m.path.kind !== 'exact') report([...mAt, 'path', 'kind'], `must be "prefix" or "exact"`);
-      if (!m.path.value.startsWith('/')) report([...mAt, 'path', 'value'], `must start with "/", got "${m.path.value}"`);
+      const kind = m.path.kind as string;
+      if (kind !== 'prefix' && kind !== 'exact' && kind !== 'string-prefix' && kind !== 'regex') {
+        report([...mAt, 'path', 'kind'], `must be "prefix", "string-prefix", "exact" or "regex"`);
+      } else if (kind === 'regex') {
+        try {
+          new RegExp(m.path.value);
+        } catch (err) {
+          report([...mAt, 'path', 'value'], (err as Error).message);
+        }
+      } else if (!m.path.value.startsWith('/') && !(kind === 'string-prefix' && m.path.value === '')) {
+        report([...mAt, 'path', 'value'], `must start with "/", got "${m.path.value}"`);
+      }
     }
     if (m.method !== undefined && (!TOKEN.test(m.method) || m.method !== m.method.toUpperCase())) {
       report([...mAt, 'method'], `must be an upper-case method name, got "${m.method}"`);

@@ -12,9 +12,18 @@ export interface WeightedCluster {
   weight: number;
 }
 
+const enum PathKind {
+  None = 0,
+  Prefix,
+  Exact,
+  StringPrefix,
+  Regex,
+}
+
 interface CompiledMatch {
-  pathKind: 0 | 1 | 2; // none, prefix, exact
+  pathKind: PathKind;
   path: Buffer;
+  pathRe: RegExp | undefined;
   method: string | undefined;
   headers: { name: string; kind: HeaderMatch['kind']; value: string; re: RegExp | undefined }[];
 }
@@ -50,13 +59,14 @@ export class CompiledRoute {
     this.wildcardSuffixes = r.hostnames.filter((h) => h.startsWith('*.')).map((h) => h.slice(1));
     this.anyHost = r.hostnames.length === 0;
     this.matches = r.matches.map((m) => ({
-      pathKind: m.path === undefined ? 0 : m.path.kind === 'prefix' ? 1 : 2,
+      pathKind: m.path === undefined ? PathKind.None : PATH_KINDS[m.path.kind],
       // A trailing slash of a PathPrefix is not significant (Gateway API: "/abc/" matches "/abc").
       path: Buffer.from(m.path !== undefined && m.path.kind === 'prefix' && m.path.value.length > 1 ? m.path.value.replace(/\/+$/, '') : m.path?.value ?? '', 'latin1'),
+      pathRe: m.path?.kind === 'regex' ? new RegExp(`^(?:${m.path.value})$`) : undefined,
       method: m.method,
       headers: m.headers.map((hm) => ({ ...hm, re: hm.kind === 'regex' ? new RegExp(`^(?:${hm.value})$`) : undefined })),
     }));
-    this.catchAll = this.anyHost && (this.matches.length === 0 || this.matches.every((m) => m.pathKind === 0 && m.method === undefined && m.headers.length === 0));
+    this.catchAll = this.anyHost && (this.matches.length === 0 || this.matches.every((m) => m.pathKind === PathKind.None && m.method === undefined && m.headers.length === 0));
   }
 
   matchesHost(host: string): boolean {
@@ -71,7 +81,7 @@ export class CompiledRoute {
     if (this.matches.length === 0) return true;
     for (const m of this.matches) {
       if (m.method !== undefined && m.method !== method) continue;
-      if (m.pathKind !== 0 && !pathMatches(buf, pathStart, pathEnd, m.path, m.pathKind === 2)) continue;
+      if (m.pathKind !== PathKind.None && !matchPath(m, buf, pathStart, pathEnd)) continue;
       let ok = true;
       for (const hm of m.headers) {
         const i = h.find(buf, hm.name);
@@ -89,6 +99,25 @@ export class CompiledRoute {
   /** A backend by weight, interleaved and deterministic (so small tests see exact shares). */
   pickBackend(): WeightedCluster | null {
     return this.rotation.pick() ?? null;
+  }
+}
+
+const PATH_KINDS = { prefix: PathKind.Prefix, exact: PathKind.Exact, 'string-prefix': PathKind.StringPrefix, regex: PathKind.Regex } as const;
+
+function matchPath(m: CompiledMatch, buf: Buffer, s: number, e: number): boolean {
+  switch (m.pathKind) {
+    case PathKind.Prefix:
+      return pathMatches(buf, s, e, m.path, false);
+    case PathKind.Exact:
+      return pathMatches(buf, s, e, m.path, true);
+    case PathKind.StringPrefix: {
+      const want = m.path;
+      if (e - s < want.length) return false;
+      for (let i = 0; i < want.length; i++) if (buf[s + i] !== want[i]) return false;
+      return true;
+    }
+    default:
+      return m.pathRe!.test(buf.toString('latin1', s, e));
   }
 }
 

@@ -139,8 +139,9 @@ function virtualHosts(l: ListenerSnapshot, rs: RouteSnapshot[]): Record<string, 
   return [...hosts.entries()].map(([key, vh], i) => ({ name: key === '*' ? `${l.name}/any` : `${l.name}/${i}`, domains: vh.domains, routes: vh.routes }));
 }
 
+/** The last route: the listener's default service (Bowline keeps it as defaultService, not a route). */
 function defaultRoute(cluster: string, grpc = false): Record<string, unknown> {
-  return { name: `default/${cluster}`, match: { prefix: grpc ? '' : '/' }, route: { cluster } };
+  return { name: `default/${cluster}`, match: { prefix: grpc ? '' : '/' }, route: { cluster }, metadata: metadata({ listenerDefault: true }) };
 }
 
 /** The Envoy routes of one mesh route: one per match (an Envoy route has a single match). */
@@ -160,6 +161,8 @@ function routeMatch(m: RouteMatchSnapshot, grpc: boolean): Record<string, unknow
   const out: Record<string, unknown> = {};
   if (m.path === undefined) out['prefix'] = grpc ? '' : '/';
   else if (m.path.kind === 'exact') out['path'] = m.path.value;
+  else if (m.path.kind === 'string-prefix') out['prefix'] = m.path.value;
+  else if (m.path.kind === 'regex') out['safe_regex'] = { regex: m.path.value };
   else {
     const v = m.path.value.replace(/\/+$/, '');
     if (grpc) out['prefix'] = m.path.value;

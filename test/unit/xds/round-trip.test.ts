@@ -1,0 +1,176 @@
+// The control plane's resources, decoded as a proxy receives them and translated back, give the
+// mesh that produced them: listeners, routes (all match kinds, weights, timeouts, retries), services
+// with every policy, endpoints with zones. Also: Envoy's own meaning for resources without Bowline's
+// metadata, and the NACK reasons of resources Bowline cannot run.
+
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { resolve } from 'node:path';
+import { loadConfigFile, parseConfigText } from '../../../engine/config/file/yaml-config';
+import type { EngineSnapshot } from '../../../engine/config/snapshot';
+import { validateSnapshot } from '../../../engine/config/validate-snapshot';
+import { decodeMessage, packAny } from '../../../xds/common/protos';
+import { CDS_TYPE, EDS_TYPE, LDS_TYPE, RDS_TYPE } from '../../../xds/common/type-urls';
+import type * as E from '../../../xds/client/envoy-types';
+import { translateXds, validateCluster, validateListener, validateRouteConfiguration, type XdsResources } from '../../../xds/client/translate';
+import { buildSnapshots } from '../../../xds/server/snapshot-builder';
+
+const MESSAGE: Record<string, string> = {
+  [LDS_TYPE]: 'envoy.config.listener.v3.Listener',
+  [RDS_TYPE]: 'envoy.config.route.v3.RouteConfiguration',
+  [CDS_TYPE]: 'envoy.config.cluster.v3.Cluster',
+  [EDS_TYPE]: 'envoy.config.endpoint.v3.ClusterLoadAssignment',
+};
+
+/** What a proxy in `zone` receives for the mesh (every resource, decoded from its bytes). */
+function received(mesh: EngineSnapshot, zone: string): XdsResources {
+  const built = buildSnapshots(mesh, [zone])[0]!;
+  const maps = { listeners: new Map(), routes: new Map(), clusters: new Map(), endpoints: new Map() };
+  for (const [type, list] of built.resources) {
+    const target = type === LDS_TYPE ? maps.listeners : type === RDS_TYPE ? maps.routes : type === CDS_TYPE ? maps.clusters : maps.endpoints;
+    for (const r of list) target.set(r.name, decodeMessage(MESSAGE[type]!, r.value));
+  }
+  return maps;
+}
+
+test('the example mesh round-trips through xDS into the same services, routes and listeners', () => {
+  const mesh = loadConfigFile(resolve(__dirname, '../../../../workers/config/example.yaml'));
+  const t = translateXds(received(mesh, 'zone-a'), { version: 'x1', zone: 'zone-a', allowMissing: false });
+  assert.deepEqual(t.missing, []);
+  const s = t.snapshot!;
+  assert.deepEqual(validateSnapshot(s), []);
+  // Services: every policy comes back (Bowline's metadata), endpoints with zones and weights.
+  const byName = new Map(s.services.map((x) => [x.name, x]));
+  for (const svc of mesh.services) {
+    const got = byName.get(svc.name)!;
+    assert.ok(got !== undefined, svc.name);
+    assert.deepEqual(
+      got.endpoints.map((e) => [e.address.host, e.address.port, e.zone, e.weight]).sort(),
+      svc.endpoints.filter((e) => e.weight > 0).map((e) => [e.address.host, e.address.port, e.zone, e.weight]).sort(),
+    );
+    for (const k of ['balancer', 'connectTimeoutMs', 'pool', 'zoneLocality', 'failureAccrual', 'failurePenalty', 'queue', 'retry', 'timeouts'] as const) {
+      assert.deepEqual(got[k], svc[k], `${svc.name}.${k}`);
+    }
+  }
+  // Routes: same names, hosts, matches, backends and policies.
+  const routes = new Map(s.routes.map((r) => [r.name, r]));
+  for (const r of mesh.routes) {
+    const got = routes.get(r.name);
+    assert.ok(got !== undefined, `route ${r.name} (have ${[...routes.keys()].join(', ')})`);
+    assert.deepEqual([...got.hostnames].sort(), [...r.hostnames].sort(), `${r.name} hostnames`);
+    assert.deepEqual(got.backends, r.backends.filter((b) => b.weight > 0), `${r.name} backends`);
+    assert.equal(got.requestTimeoutMs, r.requestTimeoutMs);
+    assert.deepEqual(got.retry, r.retry);
+    assert.equal(got.responseTimeoutMs, r.responseTimeoutMs);
+    assert.equal(got.matches.length, Math.max(1, r.matches.length), `${r.name} matches`);
+  }
+  // Listeners: address, direction, protocol, default service, and their routes in order.
+  for (const l of mesh.listeners) {
+    const got = s.listeners.find((x) => x.name === l.name)!;
+    assert.deepEqual(got.address, l.address);
+    assert.equal(got.direction, l.direction);
+    assert.equal(got.protocol, l.protocol);
+    assert.equal(got.defaultService, l.defaultService);
+    if (l.protocol !== 'opaque') assert.deepEqual(got.routes, l.routes, `${l.name} routes`);
+  }
+});
+
+test('matches of every kind come back as they were', () => {
+  const mesh = parseConfigText(
+    `
+listeners: [{ name: out, address: 127.0.0.1:4140, routes: [r] }]
+services: [{ name: a, endpoints: [{ address: 10.0.0.1:80 }] }]
+routes:
+  - name: r
+    hostnames: [api.example.com, "*.svc.local"]
+    matches:
+      - path: { type: Exact, value: /login }
+        method: POST
+      - path: { value: /api/ }
+        headers: [{ name: x-v, value: "v[12]", type: RegularExpression }, { name: x-dbg, type: Present }, { name: x-env, value: prod }]
+    backendRefs: [{ name: a }]
+    timeoutMs: 2500
+`,
+    'mesh.yaml',
+    'v1',
+  );
+  const t = translateXds(received(mesh, ''), { version: 'x', zone: '', allowMissing: false });
+  const r = t.snapshot!.routes.find((x) => x.name === 'r')!;
+  assert.deepEqual(r.matches, mesh.routes[0]!.matches.map((m) => (m.path?.kind === 'prefix' ? { ...m, path: { kind: 'prefix', value: '/api' } } : m)));
+  assert.deepEqual([...r.hostnames].sort(), ['*.svc.local', 'api.example.com']);
+  assert.equal(r.requestTimeoutMs, 2500);
+});
+
+test("resources from another control plane keep Envoy's meaning and defaults", () => {
+  const hcm = packAny('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', {
+    stat_prefix: 'out',
+    rds: { route_config_name: 'r80', config_source: { ads: {} } },
+    http_filters: [{ name: 'envoy.filters.http.router' }],
+  });
+  const res: XdsResources = {
+    listeners: new Map([['l80', { name: 'l80', address: { socket_address: { address: '127.0.0.1', port_value: 8080 } }, filter_chains: [{ filters: [{ name: 'hcm', typed_config: hcm }] }] } satisfies E.Listener]]),
+    routes: new Map([
+      [
+        'r80',
+        {
+          name: 'r80',
+          virtual_hosts: [
+            {
+              name: 'web',
+              domains: ['web', 'web:8080', 'web.default.svc.cluster.local:8080'],
+              routes: [{ match: { prefix: '/ap' }, route: { cluster: 'web', retry_policy: { retry_on: 'connect-failure,refused-stream,unavailable', num_retries: { value: 3 } } } }],
+            },
+          ],
+        } satisfies E.RouteConfiguration,
+      ],
+    ]),
+    clusters: new Map([['web', { name: 'web', type: 'EDS', lb_policy: 'LEAST_REQUEST', outlier_detection: { consecutive_5xx: { value: 3 } } } satisfies E.Cluster]]),
+    endpoints: new Map([['web', { cluster_name: 'web', endpoints: [{ locality: { zone: 'z1' }, lb_endpoints: [{ endpoint: { address: { socket_address: { address: '10.0.0.1', port_value: 80 } } } }, { endpoint: { address: { socket_address: { address: '10.0.0.2', port_value: 80 } } }, health_status: 'UNHEALTHY' }] }] } satisfies E.ClusterLoadAssignment]]),
+  };
+  const t = translateXds(res, { version: 'v', zone: 'z1', allowMissing: false });
+  const s = t.snapshot!;
+  assert.deepEqual(validateSnapshot(s), []);
+  const r = s.routes[0]!;
+  assert.deepEqual(r.hostnames.sort(), ['web', 'web.default.svc.cluster.local']);
+  assert.deepEqual(r.matches[0]!.path, { kind: 'string-prefix', value: '/ap' }, "Envoy's prefix is a plain string prefix");
+  assert.equal(r.requestTimeoutMs, 15_000, "Envoy's default route timeout");
+  assert.deepEqual(r.retry!.on, ['connect-failure', 'reset']);
+  assert.equal(r.retry!.maxRetries, 3);
+  assert.match(t.warnings.join('\n'), /unavailable not supported/);
+  const web = s.services.find((x) => x.name === 'web')!;
+  assert.equal(web.balancer, 'least-request');
+  assert.equal(web.failureAccrual!.mode, 'consecutive');
+  assert.equal(web.failureAccrual!.consecutiveFailures, 3);
+  assert.equal(web.failureAccrual!.maxEjectionPercent, 10, "Envoy's default");
+  assert.deepEqual(web.endpoints.map((e) => e.address.host), ['10.0.0.1'], 'unhealthy endpoints are left out');
+  assert.equal(web.connectTimeoutMs, 5000);
+});
+
+test('a listener whose routes have not arrived waits (make-before-break), unless told to go on', () => {
+  const hcm = packAny('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', { stat_prefix: 'x', rds: { route_config_name: 'later' } });
+  const res: XdsResources = {
+    listeners: new Map([['l', { name: 'l', address: { socket_address: { address: '127.0.0.1', port_value: 9 } }, filter_chains: [{ filters: [{ typed_config: hcm }] }] }]]),
+    routes: new Map(),
+    clusters: new Map([['c', { name: 'c', type: 'EDS' }]]),
+    endpoints: new Map(),
+  };
+  const wait = translateXds(res, { version: 'v', zone: '', allowMissing: false });
+  assert.equal(wait.snapshot, null);
+  assert.deepEqual(wait.missing, ['eds/c', 'rds/later']);
+  const go = translateXds(res, { version: 'v', zone: '', allowMissing: true });
+  assert.equal(go.snapshot!.listeners[0]!.routes.length, 0);
+  assert.equal(go.snapshot!.services[0]!.endpoints.length, 0);
+});
+
+test('resources Bowline cannot run are refused with the field named', () => {
+  assert.match(validateListener({ name: 'p', address: { pipe: {} } }).join(), /listener "p": address.socket_address is required/);
+  const rc: E.RouteConfiguration = {
+    name: 'rc',
+    virtual_hosts: [{ name: 'vh', domains: ['*'], routes: [{ name: 'q', match: { prefix: '/', query_parameters: [{}] }, route: { cluster: 'c' } }, { name: 'h', match: { prefix: '/', headers: [{ name: 'x', safe_regex_match: { regex: '(' } }] }, route: { cluster_header: 'x-c' } }] }],
+  };
+  const problems = validateRouteConfiguration(rc).join('\n');
+  assert.match(problems, /virtual_hosts\[vh\]\.routes\[q\]\.match\.query_parameters is not supported/);
+  assert.match(problems, /routes\[h\]\.match\.headers\[x\]: Invalid regular expression/);
+  assert.match(problems, /routes\[h\]\.route\.cluster_header is not supported/);
+  assert.match(validateCluster({ name: 'c', type: 'AGGREGATE' }).join(), /cluster "c": type AGGREGATE is not supported/);
+});

@@ -1,0 +1,539 @@
+// The proxy's pure translation from Envoy v3 resources (as any control plane sends them: Bowline's,
+// istiod, go-control-plane) into the engine's EngineSnapshot. Envoy's meaning is kept where the
+// engine has the concept (Envoy's defaults included: a route timeout of 15 s, one retry, no outlier
+// detection unless configured); Bowline's own settings in metadata["io.bowline"] take precedence, so
+// that a mesh served by `bowline control` round-trips exactly. What the engine cannot do is either
+// refused (validateX: the resource is NACKed with the field named) or, where skipping it keeps the
+// rest correct, translated to the nearest behaviour with a warning. No I/O, no clock.
+
+import {
+  type BalancerKind,
+  DEFAULT_BALANCER,
+  DEFAULT_DETECT_TIMEOUT_MS,
+  DEFAULT_FAILURE_ACCRUAL,
+  DEFAULT_HTTP_SETTINGS,
+  DEFAULT_POOL_SETTINGS,
+  DEFAULT_QUEUE,
+  DEFAULT_RETRY_POLICY,
+  type EndpointSnapshot,
+  type EngineSnapshot,
+  type FailureAccrualSettings,
+  type HeaderMatch,
+  type ListenerProtocol,
+  type ListenerSnapshot,
+  type PathMatch,
+  type RetryCondition,
+  type RetryPolicy,
+  type RouteMatchSnapshot,
+  type RouteSnapshot,
+  type ServiceSnapshot,
+} from '../../engine/config/snapshot';
+import { unpackAny } from '../common/protos';
+import { bowlineMetadata, durationMs } from '../common/struct';
+import type * as E from './envoy-types';
+
+export interface XdsResources {
+  listeners: ReadonlyMap<string, E.Listener>;
+  routes: ReadonlyMap<string, E.RouteConfiguration>;
+  clusters: ReadonlyMap<string, E.Cluster>;
+  endpoints: ReadonlyMap<string, E.ClusterLoadAssignment>;
+}
+
+export interface TranslateOptions {
+  version: string;
+  /** The node's zone (bootstrap node.locality.zone). */
+  zone: string;
+  /** Proceed with referenced resources that have not arrived (after the initial fetch timeout). */
+  allowMissing: boolean;
+}
+
+export interface Translation {
+  /** null while referenced resources are missing (and allowMissing is off). */
+  snapshot: EngineSnapshot | null;
+  /** Referenced but not (yet) received: "rds/NAME", "eds/NAME", "cds/NAME". */
+  missing: string[];
+  /** Behaviour that was approximated, one line each (logged once per version). */
+  warnings: string[];
+}
+
+const HCM = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+const TCP_PROXY = 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
+const ENVOY_ROUTE_TIMEOUT_MS = 15_000;
+const ENVOY_CONNECT_TIMEOUT_MS = 5_000;
+
+// ------------------------------------------------------------------ validation (NACK reasons)
+
+/** Problems that make a listener unusable (its response is NACKed); [] when fine. */
+export function validateListener(l: E.Listener): string[] {
+  const at = `listener "${l.name ?? ''}"`;
+  if (l.name === undefined || l.name === '') return ['listener: name is empty'];
+  if (l.api_listener !== undefined && l.api_listener !== null) return [];
+  const sa = l.address?.socket_address;
+  if (sa === undefined) return [`${at}: address.socket_address is required (pipes and internal listeners are not supported)`];
+  if (sa.named_port !== undefined && sa.named_port !== '') return [`${at}: address.socket_address.named_port is not supported`];
+  const problems: string[] = [];
+  const chain = pickChain(l);
+  if (chain === undefined) return problems;
+  (chain.filters ?? []).forEach((f, i) => {
+    const type = anyType(f.typed_config);
+    if (type === HCM) {
+      const hcm = decode<E.HttpConnectionManager>(f.typed_config, problems, `${at}: filters[${i}].typed_config`);
+      if (hcm === null) return;
+      if (hcm.scoped_routes !== undefined && hcm.scoped_routes !== null) problems.push(`${at}: filters[${i}] http_connection_manager.scoped_routes is not supported`);
+      else if ((hcm.rds?.route_config_name ?? '') === '' && hcm.route_config === undefined) {
+        problems.push(`${at}: filters[${i}] http_connection_manager needs rds.route_config_name or route_config`);
+      }
+      if (hcm.route_config !== undefined) problems.push(...validateRouteConfiguration(hcm.route_config, `${at}: filters[${i}].route_config`));
+    } else if (type === TCP_PROXY) {
+      const tp = decode<E.TcpProxy>(f.typed_config, problems, `${at}: filters[${i}].typed_config`);
+      if (tp !== null && (tp.cluster ?? '') === '' && (tp.weighted_clusters?.clusters?.length ?? 0) === 0) problems.push(`${at}: filters[${i}] tcp_proxy needs cluster`);
+    }
+  });
+  return problems;
+}
+
+/** Problems that make a route configuration unusable; [] when fine. */
+export function validateRouteConfiguration(rc: E.RouteConfiguration, at = `route_configuration "${rc.name ?? ''}"`): string[] {
+  const problems: string[] = [];
+  (rc.virtual_hosts ?? []).forEach((vh, v) => {
+    (vh.routes ?? []).forEach((r, i) => {
+      const rat = `${at}: virtual_hosts[${vh.name ?? v}].routes[${r.name ?? i}]`;
+      const m = r.match ?? {};
+      if (m.path_match_policy !== undefined && m.path_match_policy !== null) problems.push(`${rat}.match.path_match_policy is not supported`);
+      if ((m.query_parameters?.length ?? 0) > 0) problems.push(`${rat}.match.query_parameters is not supported`);
+      if (m.case_sensitive?.value === false) problems.push(`${rat}.match.case_sensitive=false is not supported`);
+      if (m.safe_regex !== undefined) checkRegex(m.safe_regex.regex ?? '', `${rat}.match.safe_regex`, problems);
+      (m.headers ?? []).forEach((h, j) => {
+        const hat = `${rat}.match.headers[${h.name ?? j}]`;
+        if (h.invert_match === true) problems.push(`${hat}.invert_match is not supported`);
+        if (h.string_match?.ignore_case === true) problems.push(`${hat}.string_match.ignore_case is not supported`);
+        const re = h.safe_regex_match?.regex ?? h.string_match?.safe_regex?.regex;
+        if (re !== undefined) checkRegex(re, `${hat}`, problems);
+      });
+      const a = r.route;
+      if (a !== undefined && a !== null) {
+        if ((a.cluster_header ?? '') !== '') problems.push(`${rat}.route.cluster_header is not supported`);
+        if ((a.cluster_specifier_plugin ?? '') !== '') problems.push(`${rat}.route.cluster_specifier_plugin is not supported`);
+        if ((a.cluster ?? '') === '' && (a.weighted_clusters?.clusters?.length ?? 0) === 0 && (a.cluster_header ?? '') === '') problems.push(`${rat}.route needs cluster or weighted_clusters`);
+      } else if (r.redirect !== undefined && r.redirect !== null) {
+        problems.push(`${rat}.redirect is not supported`);
+      }
+    });
+  });
+  return problems;
+}
+
+/** Problems that make a cluster unusable; [] when fine. */
+export function validateCluster(c: E.Cluster): string[] {
+  if (c.name === undefined || c.name === '') return ['cluster: name is empty'];
+  const t = c.type ?? 'STATIC';
+  if (!['EDS', 'STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'ORIGINAL_DST'].includes(t)) return [`cluster "${c.name}": type ${t} is not supported`];
+  if (c.cluster_type !== undefined && c.cluster_type !== null) return [`cluster "${c.name}": cluster_type (custom cluster types) is not supported`];
+  return [];
+}
+
+/** Problems that make a load assignment unusable; [] when fine. */
+export function validateLoadAssignment(cla: E.ClusterLoadAssignment): string[] {
+  const problems: string[] = [];
+  (cla.endpoints ?? []).forEach((loc, i) =>
+    (loc.lb_endpoints ?? []).forEach((e, j) => {
+      const sa = e.endpoint?.address?.socket_address;
+      if (sa === undefined || (sa.address ?? '') === '' || !(Number(sa.port_value) > 0)) {
+        problems.push(`cluster_load_assignment "${cla.cluster_name ?? ''}": endpoints[${i}].lb_endpoints[${j}].endpoint.address needs socket_address with address and port_value`);
+      }
+    }),
+  );
+  return problems;
+}
+
+function checkRegex(re: string, at: string, problems: string[]): void {
+  try {
+    new RegExp(re);
+  } catch (e) {
+    problems.push(`${at}: ${(e as Error).message}`);
+  }
+}
+
+// ------------------------------------------------------------------ translation
+
+export function translateXds(res: XdsResources, o: TranslateOptions): Translation {
+  const warnings: string[] = [];
+  const missing = new Set<string>();
+  const services = new Map<string, ServiceSnapshot>();
+  const routes: RouteSnapshot[] = [];
+  const routeNamesOf = new Map<string, string[]>();
+  const listeners: ListenerSnapshot[] = [];
+  /** Route name -> its JSON: a route that two route configurations share is one route. */
+  const usedRouteNames = new Map<string, string>();
+
+  const service = (name: string, from: string): void => {
+    if (services.has(name)) return;
+    const c = res.clusters.get(name);
+    if (c === undefined) {
+      missing.add(`cds/${name}`);
+      services.set(name, emptyService(name));
+      warnings.push(`${from} names cluster "${name}", which has not arrived: it has no endpoints (503)`);
+      return;
+    }
+    services.set(name, translateCluster(c, res, missing, warnings));
+  };
+
+  const routeConfig = (rc: E.RouteConfiguration, key: string): string[] => {
+    let names = routeNamesOf.get(key);
+    if (names !== undefined) return names;
+    names = [];
+    routeNamesOf.set(key, names);
+    for (const r of translateRouteConfiguration(rc, warnings)) {
+      const json = JSON.stringify({ ...r, name: '' });
+      let name = r.name;
+      for (let k = 2; usedRouteNames.has(name) && usedRouteNames.get(name) !== json; k++) name = `${r.name}#${k}`;
+      names.push(name);
+      if (usedRouteNames.has(name)) continue;
+      usedRouteNames.set(name, json);
+      routes.push({ ...r, name });
+      for (const b of r.backends) service(b.service, `route "${name}"`);
+    }
+    return names;
+  };
+
+  for (const l of res.listeners.values()) {
+    const sa = l.address?.socket_address;
+    if (sa === undefined || l.api_listener !== undefined) continue; // gRPC api_listeners are not for a proxy
+    const name = l.name ?? '';
+    const meta = bowlineMetadata(l.metadata);
+    const chain = pickChain(l);
+    const snap: ListenerSnapshot = {
+      name,
+      address: { host: sa.address ?? '0.0.0.0', port: Number(sa.port_value ?? 0) },
+      direction: l.traffic_direction === 'INBOUND' ? 'inbound' : 'outbound',
+      protocol: (meta['protocol'] as ListenerProtocol | undefined) ?? 'detect',
+      routes: [],
+      detectTimeoutMs: (meta['detectTimeoutMs'] as number | undefined) ?? DEFAULT_DETECT_TIMEOUT_MS,
+    };
+    if (typeof meta['defaultService'] === 'string') snap.defaultService = meta['defaultService'];
+    if (l.use_original_dst?.value === true) warnings.push(`listener "${name}": use_original_dst is not supported yet; it forwards only what its own filters say`);
+    if ((l.filter_chains?.length ?? 0) > 1) warnings.push(`listener "${name}": ${l.filter_chains!.length} filter chains; only the first without a filter_chain_match (or the default chain) is used`);
+    for (const f of chain?.filters ?? []) {
+      const type = anyType(f.typed_config);
+      if (type === HCM) {
+        const hcm = unpackAny(f.typed_config!).message as E.HttpConnectionManager;
+        if (hcm.route_config !== undefined) snap.routes = routeConfig(hcm.route_config, `inline/${name}`);
+        else {
+          const rdsName = hcm.rds?.route_config_name ?? '';
+          const rc = res.routes.get(rdsName);
+          if (rc === undefined) missing.add(`rds/${rdsName}`);
+          else snap.routes = routeConfig(rc, rdsName);
+        }
+        if (snap.protocol === 'opaque') snap.protocol = 'detect';
+      } else if (type === TCP_PROXY) {
+        const tp = unpackAny(f.typed_config!).message as E.TcpProxy;
+        const cluster = tp.cluster ?? tp.weighted_clusters?.clusters?.[0]?.name ?? '';
+        if ((tp.weighted_clusters?.clusters?.length ?? 0) > 1) warnings.push(`listener "${name}": tcp_proxy weighted_clusters: only the first cluster is used`);
+        snap.protocol = 'opaque';
+        snap.defaultService = cluster;
+      } else if (type !== '') {
+        warnings.push(`listener "${name}": network filter ${f.name ?? type} is not supported and is skipped`);
+      }
+    }
+    if (snap.defaultService !== undefined) service(snap.defaultService, `listener "${name}"`);
+    if (snap.protocol === 'opaque' && snap.defaultService === undefined) {
+      warnings.push(`listener "${name}": no filter Bowline can run; it is left out`);
+      continue;
+    }
+    listeners.push(snap);
+  }
+
+  // Clusters nobody routes to yet are still known (a later route may name them; EDS keeps them warm).
+  for (const c of res.clusters.values()) if (c.name !== undefined && !services.has(c.name)) services.set(c.name, translateCluster(c, res, missing, warnings));
+
+  const missingList = [...missing].sort();
+  const complete = missingList.length === 0;
+  if (!complete && !o.allowMissing) return { snapshot: null, missing: missingList, warnings };
+  // Route names of listeners that still wait for their RDS stay empty: those listeners answer 404.
+  return {
+    snapshot: {
+      version: o.version,
+      zone: o.zone,
+      listeners,
+      services: [...services.values()],
+      routes,
+      http: { ...DEFAULT_HTTP_SETTINGS },
+      opaquePorts: [],
+    },
+    missing: missingList,
+    warnings,
+  };
+}
+
+/** The chain a listener without original-destination dispatch serves: the default, or the first without a match. */
+function pickChain(l: E.Listener): E.FilterChain | undefined {
+  const chains = l.filter_chains ?? [];
+  return l.default_filter_chain ?? chains.find((c) => c.filter_chain_match === undefined || c.filter_chain_match === null || Object.keys(c.filter_chain_match).length === 0) ?? chains[0];
+}
+
+function anyType(a: E.Any | undefined): string {
+  const url = a?.type_url ?? '';
+  return url.slice(url.lastIndexOf('/') + 1);
+}
+
+function decode<T>(a: E.Any | undefined, problems: string[], at: string): T | null {
+  try {
+    return unpackAny(a ?? {}).message as T;
+  } catch (e) {
+    problems.push(`${at}: ${(e as Error).message}`);
+    return null;
+  }
+}
+
+// ------------------------------------------------------------------ routes
+
+function translateRouteConfiguration(rc: E.RouteConfiguration, warnings: string[]): RouteSnapshot[] {
+  const out: RouteSnapshot[] = [];
+  for (const vh of rc.virtual_hosts ?? []) {
+    const hostnames = translateDomains(vh.domains ?? [], `route_configuration "${rc.name ?? ''}" virtual host "${vh.name ?? ''}"`, warnings);
+    let prev: RouteSnapshot | null = null;
+    let prevKey = '';
+    (vh.routes ?? []).forEach((r, i) => {
+      const name = r.name !== undefined && r.name !== '' ? r.name : `${vh.name ?? rc.name ?? 'route'}/${i}`;
+      const match = translateMatch(r.match ?? {});
+      const built = translateRoute(r, vh, name, hostnames, warnings);
+      if (built === null) return;
+      // Consecutive Envoy routes with one name and one action are one route with several matches
+      // (how `bowline control` writes a route with several matches).
+      const key = JSON.stringify([name, built.backends, built.requestTimeoutMs, built.retry ?? null]);
+      if (prev !== null && key === prevKey) {
+        prev.matches.push(match);
+        return;
+      }
+      built.matches = [match];
+      out.push(built);
+      prev = built;
+      prevKey = key;
+    });
+  }
+  return out;
+}
+
+function translateDomains(domains: string[], at: string, warnings: string[]): string[] {
+  if (domains.includes('*')) return [];
+  const out = new Set<string>();
+  for (const d of domains) {
+    let h = d.toLowerCase();
+    if (h.startsWith('[')) {
+      warnings.push(`${at}: domain ${d}: IPv6 literals are not matched as host names`);
+      continue;
+    }
+    h = h.replace(/:(\d+|\*)$/, '');
+    if (h.includes('*') && !h.startsWith('*.')) {
+      warnings.push(`${at}: domain ${d}: only "*." wildcards are supported`);
+      continue;
+    }
+    out.add(h);
+  }
+  return [...out];
+}
+
+function translateMatch(m: E.RouteMatch): RouteMatchSnapshot {
+  const out: RouteMatchSnapshot = { headers: [] };
+  let path: PathMatch | undefined;
+  if (m.path !== undefined) path = { kind: 'exact', value: m.path };
+  else if (m.path_separated_prefix !== undefined) path = { kind: 'prefix', value: m.path_separated_prefix };
+  else if (m.safe_regex !== undefined) path = { kind: 'regex', value: m.safe_regex.regex ?? '' };
+  else if (m.prefix !== undefined && m.prefix !== '' && m.prefix !== '/') path = { kind: 'string-prefix', value: m.prefix };
+  if (path !== undefined) out.path = path;
+  for (const h of m.headers ?? []) {
+    const name = (h.name ?? '').toLowerCase();
+    const hm = headerMatch(name, h);
+    if (name === ':method' && hm.kind === 'exact') out.method = hm.value.toUpperCase();
+    else if (!name.startsWith(':')) out.headers.push(hm);
+  }
+  if (m.grpc !== undefined && m.grpc !== null) out.headers.push({ name: 'content-type', kind: 'regex', value: 'application/grpc.*' });
+  return out;
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+function headerMatch(name: string, h: E.HeaderMatcher): HeaderMatch {
+  const sm = h.string_match;
+  if (h.present_match === true) return { name, kind: 'present', value: '' };
+  if (h.exact_match !== undefined) return { name, kind: 'exact', value: h.exact_match };
+  if (h.safe_regex_match !== undefined) return { name, kind: 'regex', value: h.safe_regex_match.regex ?? '' };
+  if (h.prefix_match !== undefined) return { name, kind: 'regex', value: `${escapeRe(h.prefix_match)}.*` };
+  if (h.suffix_match !== undefined) return { name, kind: 'regex', value: `.*${escapeRe(h.suffix_match)}` };
+  if (sm !== undefined) {
+    if (sm.exact !== undefined) return { name, kind: 'exact', value: sm.exact };
+    if (sm.safe_regex !== undefined) return { name, kind: 'regex', value: sm.safe_regex.regex ?? '' };
+    if (sm.prefix !== undefined) return { name, kind: 'regex', value: `${escapeRe(sm.prefix)}.*` };
+    if (sm.suffix !== undefined) return { name, kind: 'regex', value: `.*${escapeRe(sm.suffix)}` };
+    if (sm.contains !== undefined) return { name, kind: 'regex', value: `.*${escapeRe(sm.contains)}.*` };
+  }
+  return { name, kind: 'present', value: '' };
+}
+
+function translateRoute(r: E.Route, vh: E.VirtualHost, name: string, hostnames: string[], warnings: string[]): RouteSnapshot | null {
+  const meta = bowlineMetadata(r.metadata);
+  // `bowline control` writes a listener's default service as a last route; the listener says it too.
+  if (meta['listenerDefault'] === true) return null;
+  const a = r.route;
+  let backends: { service: string; weight: number }[];
+  if (a !== undefined && a !== null) {
+    const wc = a.weighted_clusters?.clusters;
+    backends = wc !== undefined && wc.length > 0 ? wc.map((c) => ({ service: c.name ?? '', weight: c.weight?.value ?? 0 })) : [{ service: a.cluster ?? '', weight: 1 }];
+  } else if (r.direct_response !== undefined && r.direct_response !== null) {
+    // Bowline answers no direct responses yet: such a route goes to a service with no endpoints (503).
+    const status = r.direct_response.status ?? 0;
+    warnings.push(`route "${name}": direct_response ${status} is answered with 503 (no endpoints)`);
+    backends = [{ service: `direct-response-${status}`, weight: 1 }];
+  } else {
+    warnings.push(`route "${name}": no route action Bowline can run; skipped`);
+    return null;
+  }
+  const out: RouteSnapshot = {
+    name,
+    hostnames,
+    matches: [],
+    backends,
+    requestTimeoutMs: typeof meta['requestTimeoutMs'] === 'number' ? meta['requestTimeoutMs'] : durationMs(a?.timeout) ?? ENVOY_ROUTE_TIMEOUT_MS,
+  };
+  const idle = typeof meta['idleTimeoutMs'] === 'number' ? meta['idleTimeoutMs'] : durationMs(a?.idle_timeout);
+  if (idle !== undefined) out.idleTimeoutMs = idle;
+  if (meta['retry'] !== undefined) {
+    out.retry = meta['retry'] as RetryPolicy;
+    if (typeof meta['responseTimeoutMs'] === 'number') out.responseTimeoutMs = meta['responseTimeoutMs'];
+  } else {
+    if (typeof meta['responseTimeoutMs'] === 'number') out.responseTimeoutMs = meta['responseTimeoutMs'];
+    const rp = a?.retry_policy ?? vh.retry_policy;
+    if (rp !== undefined && rp !== null) {
+      out.retry = translateRetry(rp, name, warnings);
+      const perTry = durationMs(rp.per_try_timeout);
+      if (perTry !== undefined && perTry > 0) out.responseTimeoutMs = perTry;
+    }
+  }
+  return out;
+}
+
+const RETRY_ON: Record<string, RetryCondition> = {
+  '5xx': '5xx',
+  'gateway-error': 'gateway-error',
+  'connect-failure': 'connect-failure',
+  reset: 'reset',
+  'refused-stream': 'reset',
+  'reset-before-request': 'reset',
+  'retriable-status-codes': 'retriable-status-codes',
+};
+
+function translateRetry(rp: E.RetryPolicy, route: string, warnings: string[]): RetryPolicy {
+  const on = new Set<RetryCondition>();
+  const ignored: string[] = [];
+  for (const c of (rp.retry_on ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    const mapped = RETRY_ON[c];
+    if (mapped !== undefined) on.add(mapped);
+    else ignored.push(c);
+  }
+  if (ignored.length > 0) warnings.push(`route "${route}": retry_on ${ignored.join(',')} not supported (gRPC conditions come with HTTP/2)`);
+  const base = durationMs(rp.retry_back_off?.base_interval) ?? 25;
+  return {
+    on: [...on],
+    statusCodes: (rp.retriable_status_codes ?? []).map(Number),
+    maxRetries: rp.num_retries?.value ?? 1,
+    backoffBaseMs: base,
+    backoffMaxMs: durationMs(rp.retry_back_off?.max_interval) ?? base * 10,
+    maxBodyBytes: DEFAULT_RETRY_POLICY.maxBodyBytes,
+    // Envoy retries any method; so does a route translated from Envoy's configuration.
+    nonIdempotent: true,
+    budget: { ...DEFAULT_RETRY_POLICY.budget },
+  };
+}
+
+// ------------------------------------------------------------------ clusters and endpoints
+
+function emptyService(name: string): ServiceSnapshot {
+  return { name, endpoints: [], pool: { ...DEFAULT_POOL_SETTINGS }, connectTimeoutMs: ENVOY_CONNECT_TIMEOUT_MS };
+}
+
+function translateCluster(c: E.Cluster, res: XdsResources, missing: Set<string>, warnings: string[]): ServiceSnapshot {
+  const name = c.name ?? '';
+  const meta = bowlineMetadata(c.metadata);
+  const svc = emptyService(name);
+  svc.connectTimeoutMs = durationMs(c.connect_timeout) ?? ENVOY_CONNECT_TIMEOUT_MS;
+  svc.balancer = (meta['balancer'] as BalancerKind | undefined) ?? envoyBalancer(c, warnings);
+  const cb = c.circuit_breakers?.thresholds?.find((t) => (t.priority ?? 'DEFAULT') === 'DEFAULT');
+  svc.queue = (meta['queue'] as ServiceSnapshot['queue']) ?? {
+    maxInFlight: cb?.max_requests?.value ?? DEFAULT_QUEUE.maxInFlight,
+    capacity: cb?.max_pending_requests?.value ?? DEFAULT_QUEUE.capacity,
+    failFastMs: DEFAULT_QUEUE.failFastMs,
+  };
+  svc.failureAccrual = (meta['failureAccrual'] as FailureAccrualSettings | undefined) ?? envoyOutlierDetection(c);
+  for (const k of ['zoneLocality', 'failurePenalty', 'retry', 'timeouts', 'pool'] as const) {
+    if (meta[k] !== undefined) (svc as unknown as Record<string, unknown>)[k] = meta[k];
+  }
+  const type = c.type ?? 'STATIC';
+  let cla: E.ClusterLoadAssignment | undefined;
+  if (type === 'EDS') {
+    const edsName = c.eds_cluster_config?.service_name || name;
+    cla = res.endpoints.get(edsName);
+    if (cla === undefined) missing.add(`eds/${edsName}`);
+  } else if (type === 'ORIGINAL_DST') {
+    warnings.push(`cluster "${name}": ORIGINAL_DST is not supported yet; it has no endpoints (503)`);
+  } else {
+    cla = c.load_assignment;
+  }
+  if (cla !== undefined) svc.endpoints = translateEndpoints(cla);
+  return svc;
+}
+
+function envoyBalancer(c: E.Cluster, warnings: string[]): BalancerKind {
+  for (const p of c.load_balancing_policy?.policies ?? []) {
+    const t = anyType(p.typed_extension_config?.typed_config);
+    if (t.endsWith('.LeastRequest')) return 'least-request';
+    if (t.endsWith('.RoundRobin')) return 'round-robin';
+  }
+  switch (c.lb_policy ?? 'ROUND_ROBIN') {
+    case 'ROUND_ROBIN':
+      return 'round-robin';
+    case 'LEAST_REQUEST':
+      return 'least-request';
+    default:
+      warnings.push(`cluster "${c.name ?? ''}": lb_policy ${c.lb_policy} is not supported; P2C over peak-EWMA is used`);
+      return DEFAULT_BALANCER;
+  }
+}
+
+/** Envoy ejects only with outlier_detection; its defaults: 5 in a row, 30 s base, 300 s max, 10%. */
+function envoyOutlierDetection(c: E.Cluster): FailureAccrualSettings {
+  const od = c.outlier_detection;
+  if (od === undefined || od === null) return { ...DEFAULT_FAILURE_ACCRUAL, mode: 'off' };
+  const consecutiveEnforced = (od.enforcing_consecutive_5xx?.value ?? 100) > 0;
+  const percentEnforced = (od.enforcing_failure_percentage?.value ?? 0) > 0;
+  return {
+    ...DEFAULT_FAILURE_ACCRUAL,
+    mode: consecutiveEnforced ? 'consecutive' : percentEnforced ? 'success-rate' : 'off',
+    consecutiveFailures: od.consecutive_5xx?.value ?? 5,
+    minBackoffMs: durationMs(od.base_ejection_time) ?? 30_000,
+    maxBackoffMs: Math.max(durationMs(od.max_ejection_time) ?? 300_000, durationMs(od.base_ejection_time) ?? 30_000),
+    maxEjectionPercent: od.max_ejection_percent?.value ?? 10,
+    successRateThreshold: 1 - (od.failure_percentage_threshold?.value ?? 85) / 100,
+    successRateMinRequests: od.failure_percentage_request_volume?.value ?? 50,
+  };
+}
+
+function translateEndpoints(cla: E.ClusterLoadAssignment): EndpointSnapshot[] {
+  const out: EndpointSnapshot[] = [];
+  const seen = new Set<string>();
+  for (const loc of cla.endpoints ?? []) {
+    const zone = loc.locality?.zone ?? '';
+    for (const e of loc.lb_endpoints ?? []) {
+      const hs = e.health_status ?? 'UNKNOWN';
+      if (hs === 'UNHEALTHY' || hs === 'DRAINING' || hs === 'TIMEOUT') continue;
+      const sa = e.endpoint?.address?.socket_address;
+      if (sa === undefined) continue;
+      const key = `${sa.address}:${sa.port_value}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push({ address: { host: sa.address ?? '', port: Number(sa.port_value ?? 0) }, zone, weight: e.load_balancing_weight?.value ?? 1 });
+    }
+  }
+  return out;
+}
