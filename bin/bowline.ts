@@ -14,12 +14,15 @@ const USAGE = `bowline: a reliability-first service mesh proxy
 
 Usage:
   bowline proxy --config FILE [options]
+  bowline proxy --bootstrap FILE [options]
   bowline proxy --listen HOST:PORT --to HOST:PORT[@ZONE] [--to ...] [options]
   bowline control --config MESH_FILE [options]
   bowline demo
 
 Options:
   --config FILE        YAML config (listeners, services, routes); reloaded when it changes
+  --bootstrap FILE     Envoy-style bootstrap (YAML/JSON): node, admin, static resources and an
+                       ADS server; config then comes over xDS (state of the world, or delta)
   --listen HOST:PORT   one-line mode: listen here ...
   --to HOST:PORT[@Z]   ... and forward to this upstream (repeatable; @ZONE tags its zone)
   --zone ZONE          this proxy's zone (default: $BOWLINE_ZONE); with zones on the --to
@@ -75,12 +78,13 @@ async function proxy(argv: string[]): Promise<void> {
     args: argv,
     options: {
       config: { type: 'string' },
+      bootstrap: { type: 'string' },
       listen: { type: 'string' },
       to: { type: 'string', multiple: true },
       zone: { type: 'string' },
       balancer: { type: 'string', default: 'p2c-ewma' },
       workers: { type: 'string' },
-      admin: { type: 'string', default: '127.0.0.1:4191' },
+      admin: { type: 'string' },
       'drain-grace-ms': { type: 'string', default: '10000' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -94,12 +98,20 @@ async function proxy(argv: string[]): Promise<void> {
   if (!Number.isInteger(workers) || workers < 1) fail(`--workers must be a whole number >= 1, got "${values.workers}"`);
   const grace = Number(values['drain-grace-ms']);
   if (!Number.isFinite(grace) || grace < 0) fail('--drain-grace-ms must be a number >= 0');
-  const admin = addr('--admin', values.admin!, 0);
+  let admin = addr('--admin', values.admin ?? '127.0.0.1:4191', 0);
   let snapshot;
-  if (values.config !== undefined) {
+  let source;
+  if (values.bootstrap !== undefined) {
+    if (values.config !== undefined || values.listen !== undefined || values.to !== undefined) fail('--bootstrap cannot be combined with --config or --listen/--to');
+    // Loaded only in this mode: gRPC and protobufjs stay out of the file and one-line modes.
+    const { xdsSource } = await import('./xds-source');
+    const x = xdsSource(values.bootstrap, log);
+    source = x.source;
+    if (values.admin === undefined && x.admin !== null) admin = x.admin;
+  } else if (values.config !== undefined) {
     if (values.listen !== undefined || values.to !== undefined) fail('--config cannot be combined with --listen/--to');
   } else {
-    if (values.listen === undefined || values.to === undefined) fail('give --config FILE, or --listen and --to');
+    if (values.listen === undefined || values.to === undefined) fail('give --config FILE, --bootstrap FILE, or --listen and --to');
     const to = values.to.map((t) => {
       const at = t.lastIndexOf('@');
       return at > 0 ? { address: addr('--to', t.slice(0, at)), zone: t.slice(at + 1) } : { address: addr('--to', t), zone: '' };
@@ -114,6 +126,7 @@ async function proxy(argv: string[]): Promise<void> {
     const p = await runProxy({
       configFile: values.config,
       snapshot,
+      source,
       workers,
       admin,
       drainGraceMs: grace,

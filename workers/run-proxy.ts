@@ -8,10 +8,24 @@ import type { ConfigWatcher } from '../engine/config/file/config-watcher';
 import { renderMetrics } from './metrics-render';
 import { AckTimeoutError, Supervisor } from './supervisor';
 
+/**
+ * Where config comes from when it is neither a file nor the one-line mode (the xDS client): the first
+ * snapshot, then new ones, and changes it had to refuse (which leave the config in force).
+ */
+export interface ConfigSource {
+  first(): Promise<EngineSnapshot>;
+  onSnapshot(cb: (s: EngineSnapshot) => void): void;
+  onInvalid(cb: (e: Error) => void): void;
+  stop(): void;
+  /** For the config dump (e.g. the xDS server and node). */
+  describe?(): unknown;
+}
+
 export interface ProxyRunOptions {
-  /** A YAML config file, watched for changes; or `snapshot` for the one-line mode. */
+  /** A YAML config file, watched for changes; or `snapshot` for the one-line mode; or `source`. */
   configFile?: string;
   snapshot?: EngineSnapshot;
+  source?: ConfigSource;
   workers: number;
   admin: SocketAddress;
   drainGraceMs: number;
@@ -60,6 +74,8 @@ export async function runProxy(o: ProxyRunOptions): Promise<RunningProxy> {
       throw firstError ?? new Error(`${o.configFile}: no config`);
     }
     initial = first;
+  } else if (o.source !== undefined) {
+    initial = await o.source.first();
   } else {
     initial = o.snapshot!;
   }
@@ -67,7 +83,7 @@ export async function runProxy(o: ProxyRunOptions): Promise<RunningProxy> {
 
   // Reloads are applied one at a time, in order; a bad file never replaces the config in force.
   let chain = Promise.resolve();
-  watcher?.on('snapshot', (s) => {
+  const reload = (s: EngineSnapshot): void => {
     chain = chain.then(async () => {
       try {
         await supervisor.apply(normaliseListenHosts(s));
@@ -84,11 +100,14 @@ export async function runProxy(o: ProxyRunOptions): Promise<RunningProxy> {
         log('error', 'config reload failed; the previous config stays in force', { error: (e as Error).message });
       }
     });
-  });
+  };
+  watcher?.on('snapshot', reload);
   watcher?.on('invalid', (e) => {
     reloads.rejected++;
     log('error', 'config file rejected; the previous config stays in force', { error: e.message });
   });
+  o.source?.onSnapshot(reload);
+  o.source?.onInvalid(() => reloads.rejected++);
 
   const admin = await startAdminServer(o.admin.host, o.admin.port, {
     metrics: async () => {
@@ -103,6 +122,7 @@ export async function runProxy(o: ProxyRunOptions): Promise<RunningProxy> {
       // Bound addresses: a listener on port 0 (also one added by a reload) is found here.
       listeners: supervisor.listenerAddresses(),
       snapshot: supervisor.currentSnapshot,
+      source: o.source?.describe?.(),
     }),
     crashWorker: o.testHooks ? (i) => supervisor.crashWorker(i) : undefined,
   });
@@ -118,6 +138,7 @@ export async function runProxy(o: ProxyRunOptions): Promise<RunningProxy> {
     if (stopping === null) {
       stopping = (async () => {
         watcher?.stop();
+        o.source?.stop();
         await supervisor.shutdown();
         admin.close();
       })();

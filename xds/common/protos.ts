@@ -87,14 +87,27 @@ const TYPE_URL_PREFIX = 'type.googleapis.com/';
 export function checkFields(t: protobuf.Type, obj: unknown, at = t.name): void {
   if (obj === null || typeof obj !== 'object' || obj instanceof Uint8Array) return;
   for (const [key, value] of Object.entries(obj as Record<string, unknown>)) {
+    if (key === '@type') continue;
     const f = t.fields[key];
     if (f === undefined) throw new Error(`${at}.${key}: no such field in ${t.fullName.slice(1)}`);
     const sub = f.resolve().resolvedType;
-    if (!(sub instanceof (envoyRoot().lookupType('google.protobuf.Any').constructor as typeof protobuf.Type))) continue;
-    if (sub.fullName === '.google.protobuf.Any') continue;
-    if (f.map) for (const [k, v] of Object.entries((value ?? {}) as Record<string, unknown>)) checkFields(sub, v, `${at}.${key}[${k}]`);
-    else if (f.repeated && Array.isArray(value)) value.forEach((v, i) => checkFields(sub, v, `${at}.${key}[${i}]`));
-    else checkFields(sub, value, `${at}.${key}`);
+    if (!(sub instanceof protobufTypeCtor())) continue;
+    const check = (v: unknown, where: string): void => {
+      if (sub.fullName !== '.google.protobuf.Any') return checkFields(sub, v, where);
+      // A JSON-form Any ({ "@type": ..., fields }) is checked against its own type, when loaded.
+      const url = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)['@type'] : undefined;
+      if (typeof url !== 'string') return;
+      let inner: protobuf.Type | undefined;
+      try {
+        inner = messageType(url.slice(url.lastIndexOf('/') + 1));
+      } catch {
+        return;
+      }
+      checkFields(inner, v, where);
+    };
+    if (f.map) for (const [k, v] of Object.entries((value ?? {}) as Record<string, unknown>)) check(v, `${at}.${key}[${k}]`);
+    else if (f.repeated && Array.isArray(value)) value.forEach((v, i) => check(v, `${at}.${key}[${i}]`));
+    else check(value, `${at}.${key}`);
   }
 }
 
@@ -131,4 +144,80 @@ export function encodeMessage(fullName: string, message: object): Uint8Array {
 export function decodeMessage<T = Record<string, unknown>>(fullName: string, bytes: Uint8Array): T {
   const t = messageType(fullName);
   return t.toObject(t.decode(bytes), OBJECT_OPTIONS) as T;
+}
+
+const WRAPPERS = new Set([
+  '.google.protobuf.DoubleValue',
+  '.google.protobuf.FloatValue',
+  '.google.protobuf.Int64Value',
+  '.google.protobuf.UInt64Value',
+  '.google.protobuf.Int32Value',
+  '.google.protobuf.UInt32Value',
+  '.google.protobuf.BoolValue',
+  '.google.protobuf.StringValue',
+  '.google.protobuf.BytesValue',
+]);
+
+/**
+ * Envoy's canonical JSON/YAML form (what its docs, istioctl and bootstrap files use) into
+ * protobufjs's object form: durations as "1.5s" become { seconds, nanos }; wrapped scalars
+ * ("num_retries": 2) become { value: 2 }; a Struct given as plain JSON becomes { fields }; Anys keep
+ * their "@type" and have their inside converted by that type. Walks with the message type, so only
+ * fields of those types change.
+ */
+export function fromCanonicalJson(t: protobuf.Type, obj: unknown): unknown {
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj) || obj instanceof Uint8Array) return obj;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(obj as Record<string, unknown>)) {
+    const f = t.fields[key];
+    if (f === undefined) {
+      out[key] = value; // "@type", or an unknown field that checkFields will name
+      continue;
+    }
+    const sub = f.resolve().resolvedType;
+    const conv = (v: unknown): unknown => (sub instanceof protobufTypeCtor() ? convertMessage(sub, v) : v);
+    if (f.map) out[key] = Object.fromEntries(Object.entries((value ?? {}) as Record<string, unknown>).map(([k, v]) => [k, conv(v)]));
+    else if (f.repeated && Array.isArray(value)) out[key] = value.map(conv);
+    else out[key] = conv(value);
+  }
+  return out;
+}
+
+function protobufTypeCtor(): typeof protobuf.Type {
+  return envoyRoot().lookupType('google.protobuf.Duration').constructor as typeof protobuf.Type;
+}
+
+function convertMessage(t: protobuf.Type, v: unknown): unknown {
+  const name = t.fullName;
+  if (name === '.google.protobuf.Duration' && typeof v === 'string') {
+    const m = /^(-?)(\d*)(?:\.(\d{1,9}))?s$/.exec(v.trim());
+    if (m === null) throw new Error(`"${v}" is not a duration like "1.5s"`);
+    const sign = m[1] === '-' ? -1 : 1;
+    return { seconds: sign * Number(m[2] || '0'), nanos: sign * Number((m[3] ?? '').padEnd(9, '0') || '0') };
+  }
+  if (WRAPPERS.has(name) && (typeof v !== 'object' || v === null)) return { value: v };
+  if (name === '.google.protobuf.Struct' && v !== null && typeof v === 'object' && !('fields' in (v as object))) return jsonToStruct(v as Record<string, unknown>);
+  if (name === '.google.protobuf.Any' && v !== null && typeof v === 'object' && typeof (v as Record<string, unknown>)['@type'] === 'string') {
+    const url = (v as Record<string, string>)['@type']!;
+    let inner: protobuf.Type;
+    try {
+      inner = messageType(url.slice(url.lastIndexOf('/') + 1));
+    } catch {
+      return v; // a type we do not load (an extension Bowline does not run): kept as it is
+    }
+    return { ...(fromCanonicalJson(inner, v) as object), '@type': url };
+  }
+  return fromCanonicalJson(t, v);
+}
+
+function jsonToStruct(o: Record<string, unknown>): { fields: Record<string, unknown> } {
+  const val = (x: unknown): unknown => {
+    if (x === null) return { nullValue: 'NULL_VALUE' };
+    if (typeof x === 'boolean') return { boolValue: x };
+    if (typeof x === 'number') return { numberValue: x };
+    if (typeof x === 'string') return { stringValue: x };
+    if (Array.isArray(x)) return { listValue: { values: x.map(val) } };
+    return { structValue: jsonToStruct(x as Record<string, unknown>) };
+  };
+  return { fields: Object.fromEntries(Object.entries(o).map(([k, x]) => [k, val(x)])) };
 }
