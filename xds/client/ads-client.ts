@@ -55,6 +55,8 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
   private readonly endpoints = new Map<string, E.ClusterLoadAssignment>();
   private readonly state = new Map<ResourceType, TypeState>();
   private lastJson = '';
+  /** Types that have had a first accepted response: the first snapshot waits for listeners and clusters. */
+  private readonly received = new Set<ResourceType>();
   private versionSeq = 0;
   /** Armed while a snapshot waits for resources it names: when it fires, the snapshot goes without them. */
   private waitTimer: NodeJS.Timeout | null = null;
@@ -196,6 +198,7 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
     st.version = String(res['version_info'] ?? '');
     st.nonce = nonce;
     this.counts.acks++;
+    this.received.add(type);
     this.write({ type_url: type, version_info: st.version, response_nonce: nonce, resource_names: WILDCARD_TYPES.includes(type) ? [] : [...st.names] });
     this.afterUpdate();
   }
@@ -220,6 +223,7 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
     }
     st.nonce = nonce;
     this.counts.acks++;
+    this.received.add(type);
     this.write({ type_url: type, response_nonce: nonce });
     this.afterUpdate();
   }
@@ -315,11 +319,12 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
    * routes answer 404, missing endpoints 503).
    */
   private rebuild(goOn = false): void {
+    const initial = this.firstResolve !== null && !(this.received.has(LDS_TYPE) && this.received.has(CDS_TYPE));
     const t = translateXds(
       { listeners: this.lds, routes: this.routes, clusters: this.clusters, endpoints: this.endpoints },
       { version: 'pending', zone: this.bootstrap.node.zone, allowMissing: goOn },
     );
-    if (t.snapshot === null) {
+    if (t.snapshot === null || (initial && !goOn)) {
       if (this.waitTimer === null) {
         this.waitTimer = setTimeout(() => {
           this.waitTimer = null;

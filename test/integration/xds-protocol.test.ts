@@ -1,0 +1,146 @@
+// The xDS protocol details on both sides, with a raw peer on the other end: the proxy's client
+// NACKs a bad resource with the last good version, the response nonce and a reason that names the
+// field, and goes on with the last good config; the control plane's per-type services (stream,
+// fetch) answer like ADS; its delta server reports names that do not exist as removed.
+
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { TempConfig } from '../helpers/config-file';
+import { eventually } from '../helpers/proxy-process';
+import { AdsClient } from '../../xds/client/ads-client';
+import type { Bootstrap } from '../../xds/client/bootstrap';
+import { ADS_SERVICE, serviceDefinition } from '../../xds/common/grpc-services';
+import { decodeMessage, packAny } from '../../xds/common/protos';
+import { CDS_TYPE, EDS_TYPE, LDS_TYPE } from '../../xds/common/type-urls';
+import { ControlPlane } from '../../xds/server/control-plane';
+import { FileMeshSource } from '../../xds/server/mesh-source';
+
+interface Req {
+  type_url?: string;
+  version_info?: string;
+  response_nonce?: string;
+  error_detail?: { message?: string };
+  resource_names?: string[];
+}
+
+test("the client NACKs a bad listener with the last good version, the nonce and the field, and keeps the last good config", { timeout: 20_000 }, async () => {
+  const requests: Req[] = [];
+  let stream: grpc.ServerDuplexStream<unknown, unknown> | null = null;
+  const server = new grpc.Server();
+  server.addService(serviceDefinition(ADS_SERVICE), {
+    StreamAggregatedResources: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
+      stream = call;
+      call.on('data', (r: Req) => requests.push(r));
+    },
+    DeltaAggregatedResources: (call: grpc.ServerDuplexStream<unknown, unknown>) => call.end(),
+  });
+  const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+  const b: Bootstrap = { node: { id: 'n1', cluster: 'c', zone: '' }, admin: null, ads: { host: '127.0.0.1', port, delta: false }, static: { listeners: [], clusters: [] }, ignored: [] };
+  const client = new AdsClient(b, { log: () => {}, initialFetchTimeoutMs: 200 });
+  const invalid: Error[] = [];
+  client.on('invalid', (e) => invalid.push(e));
+  const first = client.start();
+  try {
+    await eventually(() => stream !== null && requests.some((r) => r.type_url === LDS_TYPE), 5000, 'the LDS subscription');
+    const hcm = packAny('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', {
+      stat_prefix: 'x',
+      route_config: { name: 'inline', virtual_hosts: [{ name: 'vh', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'svc' } }] }] },
+    });
+    const good = { name: 'out', address: { socket_address: { address: '127.0.0.1', port_value: 0 } }, filter_chains: [{ filters: [{ name: 'hcm', typed_config: hcm }] }] };
+    const listenerAny = (l: object): object => packAny('envoy.config.listener.v3.Listener', l);
+    stream!.write({ version_info: 'v1', type_url: CDS_TYPE, nonce: 'n-c1', resources: [packAny('envoy.config.cluster.v3.Cluster', { name: 'svc', type: 'STATIC', load_assignment: { cluster_name: 'svc', endpoints: [] } })] });
+    stream!.write({ version_info: 'v1', type_url: LDS_TYPE, nonce: 'n-l1', resources: [listenerAny(good)] });
+    const snap = await first;
+    assert.deepEqual(snap.listeners.map((l) => l.name), ['out']);
+    await eventually(() => requests.some((r) => r.type_url === LDS_TYPE && r.response_nonce === 'n-l1' && r.version_info === 'v1' && r.error_detail == null), 5000, 'the ACK of v1');
+
+    // v2 has a listener on a pipe: refused, with v1 as the version in force.
+    stream!.write({ version_info: 'v2', type_url: LDS_TYPE, nonce: 'n-l2', resources: [listenerAny(good), listenerAny({ name: 'bad', address: { pipe: { path: '/tmp/x' } } })] });
+    await eventually(() => requests.some((r) => r.response_nonce === 'n-l2'), 5000, 'the answer to v2');
+    const nack = requests.find((r) => r.response_nonce === 'n-l2')!;
+    assert.equal(nack.version_info, 'v1');
+    assert.match(nack.error_detail?.message ?? '', /listener "bad": address\.socket_address is required/);
+    assert.equal(invalid.length, 1);
+    assert.equal(client.counts.nacks, 1);
+  } finally {
+    client.stop();
+    server.forceShutdown();
+  }
+});
+
+let cfg: TempConfig;
+let cp: ControlPlane;
+
+before(async () => {
+  cfg = new TempConfig(`
+listeners: [{ name: out, address: 127.0.0.1:0, routes: [r] }]
+services: [{ name: web, endpoints: [{ address: 127.0.0.1:9, zone: a }] }]
+routes: [{ name: r, backendRefs: [{ name: web }] }]
+`);
+  cp = new ControlPlane({ source: new FileMeshSource(cfg.file), listen: '127.0.0.1:0', buildThreads: 0, log: () => {} });
+  await cp.start();
+});
+
+after(async () => {
+  await cp?.stop();
+  cfg?.remove();
+});
+
+function clientFor(service: string): grpc.Client & Record<string, (...a: unknown[]) => unknown> {
+  const C = grpc.makeGenericClientConstructor(serviceDefinition(service), service);
+  return new C(`127.0.0.1:${cp.port}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & Record<string, (...a: unknown[]) => unknown>;
+}
+
+test('the per-type services answer like ADS: FetchClusters and StreamEndpoints', { timeout: 20_000 }, async () => {
+  const cds = clientFor('envoy.service.cluster.v3.ClusterDiscoveryService');
+  const eds = clientFor('envoy.service.endpoint.v3.EndpointDiscoveryService');
+  try {
+    const fetched = await new Promise<{ resources: { type_url: string; value: Uint8Array }[] }>((res, rej) =>
+      cds['FetchClusters']!({ node: { id: 'f' } }, (e: Error | null, r: { resources: { type_url: string; value: Uint8Array }[] }) => (e ? rej(e) : res(r))),
+    );
+    assert.deepEqual(fetched.resources.map((r) => (decodeMessage('envoy.config.cluster.v3.Cluster', r.value) as { name: string }).name), ['web']);
+    const call = eds['StreamEndpoints']!() as grpc.ClientDuplexStream<unknown, { type_url: string; resources: { value: Uint8Array }[]; nonce: string }>;
+    call.on('error', () => {}); // CANCELLED when this test cancels it
+    const got = await new Promise<{ resources: { value: Uint8Array }[] }>((res) => {
+      call.once('data', res);
+      call.write({ node: { id: 's' }, resource_names: ['web'] }); // the type comes from the service
+    });
+    const cla = decodeMessage<{ cluster_name: string; endpoints: unknown[] }>('envoy.config.endpoint.v3.ClusterLoadAssignment', got.resources[0]!.value);
+    assert.equal(cla.cluster_name, 'web');
+    call.cancel();
+  } finally {
+    cds.close();
+    eds.close();
+  }
+});
+
+test('delta: a subscribed name that does not exist is reported removed, and an unsubscribe stops updates', { timeout: 20_000 }, async () => {
+  const ads = clientFor(ADS_SERVICE);
+  const call = ads['DeltaAggregatedResources']!() as grpc.ClientDuplexStream<unknown, { resources?: { name: string }[]; removed_resources?: string[]; nonce: string }>;
+  call.on('error', () => {}); // CANCELLED when this test cancels it
+  const responses: { resources?: { name: string }[]; removed_resources?: string[]; nonce: string }[] = [];
+  call.on('data', (r: { resources?: { name: string }[]; removed_resources?: string[]; nonce: string }) => responses.push(r));
+  try {
+    call.write({ node: { id: 'd' }, type_url: EDS_TYPE, resource_names_subscribe: ['web', 'nope'] });
+    await eventually(() => responses.length > 0, 5000, 'a delta response');
+    const r = responses[0]!;
+    assert.deepEqual((r.resources ?? []).map((x) => x.name), ['web']);
+    assert.deepEqual(r.removed_resources, ['nope']);
+    call.write({ type_url: EDS_TYPE, response_nonce: r.nonce, resource_names_unsubscribe: ['web'] });
+    cfg.replace(`
+listeners: [{ name: out, address: 127.0.0.1:0, routes: [r] }]
+services: [{ name: web, endpoints: [{ address: 127.0.0.1:10, zone: a }] }]
+routes: [{ name: r, backendRefs: [{ name: web }] }]
+`);
+    await eventually(async () => {
+      await cp.settled();
+      return cp.metrics.meshVersion === 'file-2';
+    }, 5000, 'the new mesh');
+    await new Promise((res) => setTimeout(res, 300));
+    assert.equal(responses.length, 1, 'nothing sent for an unsubscribed resource');
+  } finally {
+    call.cancel();
+    ads.close();
+  }
+});
