@@ -53,6 +53,7 @@ export interface Listener {
   traffic_direction?: string;
   api_listener?: unknown;
   use_original_dst?: { value?: boolean };
+  bind_to_port?: { value?: boolean };
   metadata?: Metadata;
 }
 

@@ -236,6 +236,12 @@ export function translateXds(res: XdsResources, o: TranslateOptions): Translatio
       }
     }
     if (snap.defaultService !== undefined) service(snap.defaultService, `listener "${name}"`);
+    if (l.bind_to_port !== undefined && l.bind_to_port !== null && l.bind_to_port.value !== true) {
+      // Reached only through an original-destination hand-off (Istio's per-port outbound
+      // listeners): its routes and clusters are kept, the listener itself is not bound.
+      warnings.push(`listener "${name}": bind_to_port false (served by original-destination hand-off, not supported yet); not bound`);
+      continue;
+    }
     if (snap.protocol === 'opaque' && snap.defaultService === undefined) {
       warnings.push(`listener "${name}": no filter Bowline can run; it is left out`);
       continue;
@@ -265,10 +271,20 @@ export function translateXds(res: XdsResources, o: TranslateOptions): Translatio
   };
 }
 
-/** The chain a listener without original-destination dispatch serves: the default, or the first without a match. */
+/**
+ * The chain a listener serves, since Bowline does not dispatch on filter_chain_match yet: a chain
+ * without a match; else one that matches only on protocol hints (application_protocols,
+ * transport_protocol: what detection decides anyway), preferring HTTP; else the default chain; else
+ * the first.
+ */
 function pickChain(l: E.Listener): E.FilterChain | undefined {
   const chains = l.filter_chains ?? [];
-  return l.default_filter_chain ?? chains.find((c) => c.filter_chain_match === undefined || c.filter_chain_match === null || Object.keys(c.filter_chain_match).length === 0) ?? chains[0];
+  const keys = (c: E.FilterChain): string[] => Object.keys(c.filter_chain_match ?? {});
+  const isHttp = (c: E.FilterChain): boolean => (c.filters ?? []).some((f) => anyType(f.typed_config) === HCM);
+  const unmatched = chains.find((c) => keys(c).length === 0);
+  if (unmatched !== undefined) return unmatched;
+  const hinted = chains.filter((c) => keys(c).every((k) => k === 'application_protocols' || k === 'transport_protocol'));
+  return hinted.find(isHttp) ?? hinted[0] ?? l.default_filter_chain ?? chains[0];
 }
 
 function anyType(a: E.Any | undefined): string {
