@@ -141,18 +141,25 @@ async function proxy(argv: string[]): Promise<void> {
 }
 
 async function demo(): Promise<void> {
-  // Loaded only for the demo: its upstreams use node:http, which the proxy itself never loads.
-  const { DEMO_CONFIG, DEMO_UPSTREAMS, startDemoUpstreams } = await import('./demo');
+  // Loaded only for the demo: its upstreams use node:http, its control plane gRPC.
+  const { DEMO_CONFIG, DEMO_UPSTREAMS, DEMO_XDS, startDemoControlPlane, startDemoUpstreams } = await import('./demo');
   const servers = await startDemoUpstreams();
-  const p = await runProxy({ configFile: DEMO_CONFIG, workers: Math.min(2, availableParallelism()), admin: { host: '127.0.0.1', port: 4191 }, drainGraceMs: 5000 });
-  handleSignals(p, () => servers.forEach((s) => s.close()));
+  const control = await startDemoControlPlane(log);
+  const { source } = await import('./xds-source').then((m) => m.xdsSourceFor(control.bootstrap, log));
+  const p = await runProxy({ source, workers: Math.min(2, availableParallelism()), admin: { host: '127.0.0.1', port: 4191 }, drainGraceMs: 5000 });
+  handleSignals(p, () => {
+    servers.forEach((s) => s.close());
+    void control.stop();
+  });
   process.stdout.write(
-    `\nBowline demo is running: upstreams ${DEMO_UPSTREAMS.map((u) => `${u.name}@${u.zone}:${u.port}`).join(', ')}\n` +
+    `\nBowline demo is running: upstreams ${DEMO_UPSTREAMS.map((u) => `${u.name}@${u.zone}:${u.port}`).join(', ')};\n` +
+      `the control plane serves ${DEMO_CONFIG} over xDS on 127.0.0.1:${DEMO_XDS.port}, and the proxy takes its config from it (delta ADS).\n` +
       `  curl -s http://127.0.0.1:4140/            # web: kept in this proxy's zone-a (HAZL), P2C over peak-EWMA\n` +
       `  curl -s http://127.0.0.1:4140/api/users   # api route: its only endpoint is in zone-b\n` +
-      `  curl -s http://127.0.0.1:4191/metrics     # golden signals, zone_requests_total, retries, ejections\n` +
-      `  curl -s http://127.0.0.1:4191/config_dump # config in force\n` +
-      `Config: ${DEMO_CONFIG}. Ctrl-C drains and stops.\n`,
+      `  curl -s http://127.0.0.1:4191/metrics     # proxy: golden signals, zone_requests_total, retries, ejections\n` +
+      `  curl -s http://127.0.0.1:4191/config_dump # proxy: config in force (from xDS)\n` +
+      `  curl -s http://127.0.0.1:${DEMO_XDS.adminPort}/metrics     # control plane: streams, pushes, ACKs, NACKs\n` +
+      `Ctrl-C drains and stops.\n`,
   );
 }
 

@@ -1,8 +1,13 @@
-// `bowline demo`: starts demo upstreams in two zones on loopback and the proxy in front of them on
-// the embedded config (demo.yaml), then prints where to look.
+// `bowline demo`: starts demo upstreams in two zones on loopback, the control plane on the embedded
+// mesh (demo.yaml), and the proxy in front of the upstreams with its config fed over xDS; then prints
+// where to look.
 
 import * as http from 'node:http';
 import * as path from 'node:path';
+import { startAdminServer } from '../workers/admin-server';
+import type { Bootstrap } from '../xds/client/bootstrap';
+import { ControlPlane } from '../xds/server/control-plane';
+import { FileMeshSource } from '../xds/server/mesh-source';
 
 export interface DemoUpstream {
   name: string;
@@ -18,6 +23,35 @@ export const DEMO_UPSTREAMS: DemoUpstream[] = [
 ];
 
 export const DEMO_CONFIG = path.join(__dirname, 'demo.yaml');
+
+/** Where the demo's control plane serves xDS and its admin port. */
+export const DEMO_XDS = { port: 18000, adminPort: 9901 };
+
+type Log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+
+/** The control plane on demo.yaml, and the bootstrap a demo proxy in zone-a uses to reach it. */
+export async function startDemoControlPlane(log: Log): Promise<{ bootstrap: Bootstrap; stop(): Promise<void> }> {
+  const cp = new ControlPlane({ source: new FileMeshSource(DEMO_CONFIG), listen: `127.0.0.1:${DEMO_XDS.port}`, buildThreads: 1, log });
+  await cp.start();
+  const admin = await startAdminServer('127.0.0.1', DEMO_XDS.adminPort, {
+    metrics: () => Promise.resolve(cp.metrics.render()),
+    ready: () => cp.cache.generation > 0,
+    configDump: () => cp.configDump(),
+  });
+  return {
+    bootstrap: {
+      node: { id: 'demo-proxy', cluster: 'demo', zone: 'zone-a' },
+      admin: null,
+      ads: { host: '127.0.0.1', port: cp.port, delta: true },
+      static: { listeners: [], clusters: [] },
+      ignored: [],
+    },
+    stop: async () => {
+      admin.close();
+      await cp.stop();
+    },
+  };
+}
 
 /** Starts the demo upstreams; each answers with its name, zone and the request it saw. */
 export async function startDemoUpstreams(): Promise<http.Server[]> {

@@ -3,12 +3,19 @@
 
 import type { ConfigSource } from '../workers/run-proxy';
 import { AdsClient } from '../xds/client/ads-client';
-import { loadBootstrap } from '../xds/client/bootstrap';
+import { type Bootstrap, loadBootstrap } from '../xds/client/bootstrap';
 
-export function xdsSource(file: string, log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void): { source: ConfigSource; admin: { host: string; port: number } | null } {
+type Log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+
+export function xdsSource(file: string, log: Log): { source: ConfigSource; admin: { host: string; port: number } | null } {
   const b = loadBootstrap(file);
   if (b.ads === null) throw new Error(`${file}: dynamic_resources.ads_config is needed (static-only bootstraps are not supported; use --config)`);
   if (b.ignored.length > 0) log('info', 'bootstrap fields ignored (they do not change traffic)', { fields: b.ignored });
+  return xdsSourceFor(b, log);
+}
+
+/** The config source of a parsed bootstrap (the demo builds one in code). */
+export function xdsSourceFor(b: Bootstrap, log: Log): { source: ConfigSource; admin: { host: string; port: number } | null } {
   const client = new AdsClient(b, { log });
   const source: ConfigSource = {
     first: () => {
