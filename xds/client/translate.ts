@@ -15,6 +15,9 @@ import {
   DEFAULT_POOL_SETTINGS,
   DEFAULT_QUEUE,
   DEFAULT_RETRY_POLICY,
+  DEFAULT_FAILURE_PENALTY,
+  DEFAULT_TIMEOUTS,
+  DEFAULT_ZONE_LOCALITY,
   type EndpointSnapshot,
   type EngineSnapshot,
   type FailureAccrualSettings,
@@ -474,17 +477,33 @@ function translateCluster(c: E.Cluster, res: XdsResources, missing: Set<string>,
   const meta = bowlineMetadata(c.metadata);
   const svc = emptyService(name);
   svc.connectTimeoutMs = durationMs(c.connect_timeout) ?? ENVOY_CONNECT_TIMEOUT_MS;
-  svc.balancer = (meta['balancer'] as BalancerKind | undefined) ?? envoyBalancer(c, warnings);
+  if (meta['v'] !== undefined) {
+    // Written by `bowline control`: its settings where given, Bowline's defaults for the rest.
+    svc.balancer = (meta['balancer'] as BalancerKind | undefined) ?? DEFAULT_BALANCER;
+    svc.zoneLocality = (meta['zoneLocality'] as ServiceSnapshot['zoneLocality']) ?? { ...DEFAULT_ZONE_LOCALITY };
+    svc.failureAccrual = (meta['failureAccrual'] as FailureAccrualSettings | undefined) ?? { ...DEFAULT_FAILURE_ACCRUAL };
+    svc.failurePenalty = (meta['failurePenalty'] as ServiceSnapshot['failurePenalty']) ?? { ...DEFAULT_FAILURE_PENALTY, statuses: [...DEFAULT_FAILURE_PENALTY.statuses] };
+    svc.queue = (meta['queue'] as ServiceSnapshot['queue']) ?? { ...DEFAULT_QUEUE };
+    svc.retry = (meta['retry'] as RetryPolicy | undefined) ?? { ...DEFAULT_RETRY_POLICY, on: [...DEFAULT_RETRY_POLICY.on], statusCodes: [], budget: { ...DEFAULT_RETRY_POLICY.budget } };
+    svc.timeouts = (meta['timeouts'] as ServiceSnapshot['timeouts']) ?? { ...DEFAULT_TIMEOUTS };
+    svc.pool = (meta['pool'] as ServiceSnapshot['pool']) ?? { ...DEFAULT_POOL_SETTINGS };
+    attachEndpoints(svc, c, res, missing, warnings);
+    return svc;
+  }
+  svc.balancer = envoyBalancer(c, warnings);
   const cb = c.circuit_breakers?.thresholds?.find((t) => (t.priority ?? 'DEFAULT') === 'DEFAULT');
-  svc.queue = (meta['queue'] as ServiceSnapshot['queue']) ?? {
+  svc.queue = {
     maxInFlight: cb?.max_requests?.value ?? DEFAULT_QUEUE.maxInFlight,
     capacity: cb?.max_pending_requests?.value ?? DEFAULT_QUEUE.capacity,
     failFastMs: DEFAULT_QUEUE.failFastMs,
   };
-  svc.failureAccrual = (meta['failureAccrual'] as FailureAccrualSettings | undefined) ?? envoyOutlierDetection(c);
-  for (const k of ['zoneLocality', 'failurePenalty', 'retry', 'timeouts', 'pool'] as const) {
-    if (meta[k] !== undefined) (svc as unknown as Record<string, unknown>)[k] = meta[k];
-  }
+  svc.failureAccrual = envoyOutlierDetection(c);
+  attachEndpoints(svc, c, res, missing, warnings);
+  return svc;
+}
+
+function attachEndpoints(svc: ServiceSnapshot, c: E.Cluster, res: XdsResources, missing: Set<string>, warnings: string[]): void {
+  const name = svc.name;
   const type = c.type ?? 'STATIC';
   let cla: E.ClusterLoadAssignment | undefined;
   if (type === 'EDS') {
@@ -497,7 +516,6 @@ function translateCluster(c: E.Cluster, res: XdsResources, missing: Set<string>,
     cla = c.load_assignment;
   }
   if (cla !== undefined) svc.endpoints = translateEndpoints(cla);
-  return svc;
 }
 
 function envoyBalancer(c: E.Cluster, warnings: string[]): BalancerKind {

@@ -126,9 +126,9 @@ export function checkFields(t: protobuf.Type, obj: unknown, at = t.name): void {
 }
 
 /** A google.protobuf.Any (plain-object form) holding `message` of type `fullName`. */
-export function packAny(fullName: string, message: object): { type_url: string; value: Buffer } {
+export function packAny(fullName: string, message: object, check = true): { type_url: string; value: Buffer } {
   const t = messageType(fullName);
-  checkFields(t, message);
+  if (check) checkFields(t, message);
   return { type_url: TYPE_URL_PREFIX + fullName, value: Buffer.from(t.encode(t.fromObject(message)).finish()) };
 }
 
@@ -147,10 +147,10 @@ export function unpackAny(any: { type_url?: string; value?: Uint8Array }): { typ
   return { type, message: t.toObject(msg, OBJECT_OPTIONS) };
 }
 
-/** Encodes a plain object as `fullName` (every field name checked, see checkFields). */
-export function encodeMessage(fullName: string, message: object): Uint8Array {
+/** Encodes a plain object as `fullName` (every field name checked, see checkFields, unless `check` is off). */
+export function encodeMessage(fullName: string, message: object, check = true): Uint8Array {
   const t = messageType(fullName);
-  checkFields(t, message);
+  if (check) checkFields(t, message);
   return t.encode(t.fromObject(message)).finish();
 }
 

@@ -5,8 +5,8 @@
 import * as path from 'node:path';
 import { Piscina } from 'piscina';
 import type { EngineSnapshot } from '../../engine/config/snapshot';
-import type { ResourceType } from '../common/type-urls';
-import { type BuiltSnapshot, buildSnapshots } from './snapshot-builder';
+import { EDS_TYPE, type ResourceType } from '../common/type-urls';
+import { type BuiltSnapshots, buildSnapshots } from './snapshot-builder';
 import { type EncodedResource, XdsSnapshot } from './xds-snapshot';
 
 export class BuildPool {
@@ -19,8 +19,16 @@ export class BuildPool {
   /** The snapshots of `mesh` for every zone its endpoints name, plus the zone-less one. */
   async build(mesh: EngineSnapshot): Promise<{ zone: string; snapshot: XdsSnapshot }[]> {
     const zones = ['', ...new Set(mesh.services.flatMap((s) => s.endpoints.map((e) => e.zone)).filter((z) => z !== ''))];
-    const built: BuiltSnapshot[] = this.pool === null ? buildSnapshots(mesh, zones) : ((await this.pool.run({ mesh, zones })) as BuiltSnapshot[]);
-    return built.map((b) => ({ zone: b.zone, snapshot: toSnapshot(b) }));
+    const built: BuiltSnapshots = this.pool === null ? buildSnapshots(mesh, zones) : ((await this.pool.run({ mesh, zones })) as BuiltSnapshots);
+    const common = new Map<ResourceType, Map<string, EncodedResource>>();
+    for (const [type, list] of built.common) common.set(type, asBuffers(list));
+    const wildcard = new Set(built.wildcardListeners);
+    return built.endpoints.map(([zone, list]) => {
+      // Zones share every map but the load assignments.
+      const resources = new Map(common);
+      resources.set(EDS_TYPE, asBuffers(list));
+      return { zone, snapshot: new XdsSnapshot(built.meshVersion, resources, wildcard) };
+    });
   }
 
   async close(): Promise<void> {
@@ -29,15 +37,11 @@ export class BuildPool {
 }
 
 /** Back from the worker, Buffers arrive as Uint8Arrays: view them as Buffers again (no copy). */
-function toSnapshot(b: BuiltSnapshot): XdsSnapshot {
-  const resources = new Map<ResourceType, Map<string, EncodedResource>>();
-  for (const [type, list] of b.resources) {
-    const m = new Map<string, EncodedResource>();
-    for (const r of list) {
-      const v = r.value as Uint8Array;
-      m.set(r.name, { ...r, value: Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength) });
-    }
-    resources.set(type, m);
+function asBuffers(list: EncodedResource[]): Map<string, EncodedResource> {
+  const m = new Map<string, EncodedResource>();
+  for (const r of list) {
+    const v = r.value as Uint8Array;
+    m.set(r.name, { ...r, value: Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength) });
   }
-  return new XdsSnapshot(b.meshVersion, resources, new Set(b.wildcardListeners));
+  return m;
 }

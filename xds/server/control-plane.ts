@@ -9,6 +9,7 @@ import { BuildPool } from './build-pool';
 import { ControlMetrics } from './control-metrics';
 import type { StreamContext } from './discovery-streams';
 import type { MeshSource } from './mesh-source';
+import { PushGate } from './push-gate';
 import { SnapshotCache } from './snapshot-cache';
 
 export type Log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
@@ -19,6 +20,8 @@ export interface ControlPlaneOptions {
   listen: string;
   /** Threads building snapshots (0: on the serving thread). */
   buildThreads?: number;
+  /** Bound on responses written but not flushed, all clients together (default 64 MiB). */
+  maxPendingPushBytes?: number;
   log?: Log;
 }
 
@@ -39,6 +42,8 @@ export class ControlPlane {
     this.pool = new BuildPool(o.buildThreads ?? 1);
     const ctx: StreamContext = {
       cache: this.cache,
+      // At most this much of encoded responses in flight across all clients (see push-gate.ts).
+      gate: new PushGate(o.maxPendingPushBytes ?? 64 * 1024 * 1024),
       metrics: this.metrics,
       log: (level, msg, f) => this.log(level, msg, f),
       nextNonce: () => (++this.nonce).toString(36),

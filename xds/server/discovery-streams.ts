@@ -9,6 +9,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { preEncode } from '../common/grpc-services';
 import { CDS_TYPE, isResourceType, LDS_TYPE, type ResourceType, shortType, TYPE_ORDER } from '../common/type-urls';
 import type { ControlMetrics } from './control-metrics';
+import type { PushGate } from './push-gate';
 import type { NodeInfo, SnapshotCache } from './snapshot-cache';
 import type { EncodedResource, XdsSnapshot } from './xds-snapshot';
 
@@ -17,6 +18,7 @@ const DELTA_DISCOVERY_RESPONSE = 'envoy.service.discovery.v3.DeltaDiscoveryRespo
 
 export interface StreamContext {
   cache: SnapshotCache;
+  gate: PushGate;
   metrics: ControlMetrics;
   log: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
   /** Unique nonces across streams. */
@@ -30,20 +32,22 @@ interface RequestCommon {
   error_detail?: { code?: number; message?: string };
 }
 
-/** Encoded responses shared by streams that need the same bytes (all but the nonce). */
-const encodedCache = new WeakMap<XdsSnapshot, Map<string, Buffer>>();
+/**
+ * Encoded responses shared by every stream that needs the same bytes, nonce included: a nonce only
+ * has to tell a stream's responses apart, so streams may share one. With a thousand clients, one
+ * change is encoded once and the same Buffer is written to every stream (no copy per client).
+ */
+const encodedCache = new WeakMap<XdsSnapshot, Map<string, { bytes: Buffer; nonce: string }>>();
 
-function cached(snapshot: XdsSnapshot, key: string, encode: () => Buffer): Buffer {
+function cached(snapshot: XdsSnapshot, key: string, nextNonce: () => string, encode: (nonce: string) => Buffer): { bytes: Buffer; nonce: string } {
   let m = encodedCache.get(snapshot);
   if (m === undefined) encodedCache.set(snapshot, (m = new Map()));
-  let b = m.get(key);
-  if (b === undefined) m.set(key, (b = encode()));
-  return b;
-}
-
-/** Field 5 (nonce) of DiscoveryResponse, and of DeltaDiscoveryResponse: both number it 5. */
-function nonceBytes(nonce: string, message: string): Buffer {
-  return preEncode(message, { nonce });
+  let e = m.get(key);
+  if (e === undefined) {
+    const nonce = nextNonce();
+    m.set(key, (e = { bytes: encode(nonce), nonce }));
+  }
+  return e;
 }
 
 abstract class DiscoveryStream {
@@ -108,10 +112,16 @@ abstract class DiscoveryStream {
     for (const t of TYPE_ORDER) if (subscribed.has(t)) this.push(t);
   }
 
+  /** The same response with a new nonce (appended: a later field of the same number wins). */
+  protected reencode(message: string, bytes: Buffer): { bytes: Buffer; nonce: string } {
+    const nonce = this.ctx.nextNonce();
+    return { bytes: Buffer.concat([bytes, preEncode(message, { nonce })]), nonce };
+  }
+
   protected send(bytes: Buffer, type: ResourceType): void {
     if (this.closed) return;
     this.ctx.metrics.pushed(shortType(type));
-    this.call.write(bytes);
+    this.ctx.gate.write(this.call, bytes);
   }
 
   /** Records an ACK or NACK of the response `nonce` of `type`; false when the nonce is stale. */
@@ -133,6 +143,7 @@ abstract class DiscoveryStream {
     if (this.closed) return;
     this.closed = true;
     this.ctx.cache.off('update', this.onUpdate);
+    this.ctx.gate.forget(this.call);
     if (this.node !== null) this.ctx.metrics.streamClosed(this.kind, this.node.userAgent);
   }
 }
@@ -197,15 +208,15 @@ export class SotwStream extends DiscoveryStream {
     const key = `${version}|${subKey}`;
     if (!force && (key === st.sentKey || key === st.nackedKey)) return;
     if (!st.wildcard && st.names.size === 0 && !force) return;
-    const resources = snap.select(type, st.wildcard, st.names);
-    const body = cached(snap, `sotw|${type}|${subKey}`, () =>
-      preEncode(DISCOVERY_RESPONSE, { version_info: version, type_url: type, resources: resources.map(toAny) }),
+    const { bytes, nonce } = cached(snap, `sotw|${type}|${subKey}`, this.ctx.nextNonce, (n) =>
+      preEncode(DISCOVERY_RESPONSE, { version_info: version, type_url: type, resources: snap.select(type, st.wildcard, st.names).map(toAny), nonce: n }),
     );
-    const nonce = this.ctx.nextNonce();
+    // A response identical to the last one on this stream would reuse its nonce: answer with a fresh one.
+    const fresh = nonce === st.nonce ? this.reencode(DISCOVERY_RESPONSE, bytes) : null;
     st.sentKey = key;
-    st.nonce = nonce;
+    st.nonce = fresh?.nonce ?? nonce;
     st.sentAtMs = performance.now();
-    this.send(Buffer.concat([body, nonceBytes(nonce, DISCOVERY_RESPONSE)]), type);
+    this.send(fresh?.bytes ?? bytes, type);
   }
 }
 
@@ -286,19 +297,20 @@ export class DeltaStream extends DiscoveryStream {
     }
     if (changed.length === 0 && removed.length === 0) return;
     const key = `delta|${type}|${changed.map((r) => `${r.name}@${r.version}`).join(',')}|${removed.join(',')}`;
-    const body = cached(snap, key, () =>
+    const { bytes, nonce } = cached(snap, key, this.ctx.nextNonce, (n) =>
       preEncode(DELTA_DISCOVERY_RESPONSE, {
         system_version_info: snap.meshVersion,
         type_url: type,
         resources: changed.map((r) => ({ name: r.name, version: r.version, resource: toAny(r) })),
         removed_resources: removed,
+        nonce: n,
       }),
     );
     for (const r of changed) st.has.set(r.name, r.version);
     for (const n of removed) st.has.delete(n);
-    const nonce = this.ctx.nextNonce();
-    st.nonce = nonce;
+    const fresh = nonce === st.nonce ? this.reencode(DELTA_DISCOVERY_RESPONSE, bytes) : null;
+    st.nonce = fresh?.nonce ?? nonce;
     st.sentAtMs = performance.now();
-    this.send(Buffer.concat([body, nonceBytes(nonce, DELTA_DISCOVERY_RESPONSE)]), type);
+    this.send(fresh?.bytes ?? bytes, type);
   }
 }

@@ -5,18 +5,37 @@
 // every meaning Envoy has (timeouts, retry policy, outlier detection, circuit breakers, localities);
 // Bowline's own settings ride along in metadata["io.bowline"]. Pure: no I/O, no clock.
 
-import type {
-  EngineSnapshot,
-  HeaderMatch,
-  ListenerSnapshot,
-  RetryPolicy,
-  RouteMatchSnapshot,
-  RouteSnapshot,
-  ServiceSnapshot,
+import {
+  DEFAULT_BALANCER,
+  DEFAULT_FAILURE_ACCRUAL,
+  DEFAULT_FAILURE_PENALTY,
+  DEFAULT_POOL_SETTINGS,
+  DEFAULT_QUEUE,
+  DEFAULT_RETRY_POLICY,
+  DEFAULT_TIMEOUTS,
+  DEFAULT_ZONE_LOCALITY,
+  type EngineSnapshot,
+  type HeaderMatch,
+  type ListenerSnapshot,
+  type RetryPolicy,
+  type RouteMatchSnapshot,
+  type RouteSnapshot,
+  type ServiceSnapshot,
 } from '../../engine/config/snapshot';
-import { packAny } from '../common/protos';
+import { packAny as packAnyChecked } from '../common/protos';
 import { BOWLINE_METADATA, duration, toStruct } from '../common/struct';
 import { CDS_TYPE, EDS_TYPE, HTTP_CONNECTION_MANAGER, LDS_TYPE, RDS_TYPE, ROUTER, type ResourceType, TCP_PROXY } from '../common/type-urls';
+
+/**
+ * Whether packed messages are checked field by field (checkFields). The tests build with checks on,
+ * over meshes that use every field; production builds skip them (they cost half the build time).
+ * Set for the duration of one synchronous generateResources call.
+ */
+let checkPacked = true;
+
+function packAny(fullName: string, message: object): { type_url: string; value: Buffer } {
+  return packAnyChecked(fullName, message, checkPacked);
+}
 
 /** One resource: its name and the message as a plain object. */
 export interface Resource {
@@ -52,7 +71,8 @@ function metadata(o: Record<string, unknown>): Record<string, unknown> {
  * node's own zone at priority 0 and the other zones at 1, which gives gRPC clients and Envoy zone-
  * local routing with failover (Bowline proxies do their own, with load-based spill-over).
  */
-export function generateResources(mesh: EngineSnapshot, nodeZone = ''): GeneratedResources {
+export function generateResources(mesh: EngineSnapshot, nodeZone = '', check = true): GeneratedResources {
+  checkPacked = check;
   const byType = new Map<ResourceType, Map<string, Resource>>([
     [LDS_TYPE, new Map()],
     [RDS_TYPE, new Map()],
@@ -271,14 +291,20 @@ function clusterMessage(svc: ServiceSnapshot): Record<string, unknown> {
     }
     c['outlier_detection'] = od;
   }
-  const bowline: Record<string, unknown> = { balancer: svc.balancer ?? 'p2c-ewma' };
-  if (svc.zoneLocality !== undefined) bowline['zoneLocality'] = svc.zoneLocality;
-  if (svc.failureAccrual !== undefined) bowline['failureAccrual'] = svc.failureAccrual;
-  if (svc.failurePenalty !== undefined) bowline['failurePenalty'] = svc.failurePenalty;
-  if (svc.queue !== undefined) bowline['queue'] = svc.queue;
-  if (svc.retry !== undefined) bowline['retry'] = svc.retry;
-  if (svc.timeouts !== undefined) bowline['timeouts'] = svc.timeouts;
-  bowline['pool'] = svc.pool;
+  // Bowline's settings, where they differ from its defaults (most services keep them: a thousand
+  // clusters stay small); `v` says the cluster comes from Bowline, whose defaults then apply.
+  const bowline: Record<string, unknown> = { v: 1 };
+  const put = (key: string, value: unknown, def: unknown): void => {
+    if (value !== undefined && JSON.stringify(value) !== JSON.stringify(def)) bowline[key] = value;
+  };
+  put('balancer', svc.balancer, DEFAULT_BALANCER);
+  put('zoneLocality', svc.zoneLocality, DEFAULT_ZONE_LOCALITY);
+  put('failureAccrual', svc.failureAccrual, DEFAULT_FAILURE_ACCRUAL);
+  put('failurePenalty', svc.failurePenalty, DEFAULT_FAILURE_PENALTY);
+  put('queue', svc.queue, DEFAULT_QUEUE);
+  put('retry', svc.retry, DEFAULT_RETRY_POLICY);
+  put('timeouts', svc.timeouts, DEFAULT_TIMEOUTS);
+  put('pool', svc.pool, DEFAULT_POOL_SETTINGS);
   c['metadata'] = metadata(bowline);
   return c;
 }
@@ -290,6 +316,11 @@ function lbPolicies(balancer: string): Record<string, unknown>[] {
   const rr = { typed_extension_config: { name: 'envoy.load_balancing_policies.round_robin', typed_config: packAny(ROUND_ROBIN_POLICY, {}) } };
   if (balancer === 'round-robin') return [rr];
   return [{ typed_extension_config: { name: 'envoy.load_balancing_policies.least_request', typed_config: packAny(LEAST_REQUEST_POLICY, {}) } }, rr];
+}
+
+/** The load assignments alone, as seen from `nodeZone` (the only resources that differ by zone). */
+export function generateEndpoints(mesh: EngineSnapshot, nodeZone: string): Map<string, Resource> {
+  return new Map(mesh.services.map((svc) => [svc.name, { name: svc.name, message: loadAssignment(svc, nodeZone) }]));
 }
 
 function loadAssignment(svc: ServiceSnapshot, nodeZone: string): Record<string, unknown> {

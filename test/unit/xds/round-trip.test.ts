@@ -24,9 +24,10 @@ const MESSAGE: Record<string, string> = {
 
 /** What a proxy in `zone` receives for the mesh (every resource, decoded from its bytes). */
 function received(mesh: EngineSnapshot, zone: string): XdsResources {
-  const built = buildSnapshots(mesh, [zone])[0]!;
+  // Built with every field name checked: the generator writes only fields Envoy's protos have.
+  const built = buildSnapshots(mesh, [zone], true);
   const maps = { listeners: new Map(), routes: new Map(), clusters: new Map(), endpoints: new Map() };
-  for (const [type, list] of built.resources) {
+  for (const [type, list] of [...built.common, [EDS_TYPE, built.endpoints[0]![1]] as const]) {
     const target = type === LDS_TYPE ? maps.listeners : type === RDS_TYPE ? maps.routes : type === CDS_TYPE ? maps.clusters : maps.endpoints;
     for (const r of list) target.set(r.name, decodeMessage(MESSAGE[type]!, r.value));
   }
