@@ -161,6 +161,8 @@ interface SotwState {
   sentAtMs: number;
   /** A sentKey the client rejected: not sent again. */
   nackedKey: string;
+  /** The subscription as a key (kept: sorting a thousand names per push would cost more than the push). */
+  subKey: string;
 }
 
 export class SotwStream extends DiscoveryStream {
@@ -180,7 +182,7 @@ export class SotwStream extends DiscoveryStream {
     const first = st === undefined;
     if (st === undefined) {
       const legacy = names.length === 0 && (type === LDS_TYPE || type === CDS_TYPE);
-      st = { names: new Set(), wildcard: legacy, legacyWildcard: legacy, sentKey: '', nonce: '', sentAtMs: 0, nackedKey: '' };
+      st = { names: new Set(), wildcard: legacy, legacyWildcard: legacy, sentKey: '', nonce: '', sentAtMs: 0, nackedKey: '', subKey: '' };
       this.types.set(type, st);
     }
     if (!first) {
@@ -196,7 +198,10 @@ export class SotwStream extends DiscoveryStream {
     const changed = wildcard !== st.wildcard || set.size !== st.names.size || [...set].some((n) => !st.names.has(n));
     st.wildcard = wildcard;
     st.names = set;
-    if (first || changed) this.push(type, true);
+    if (first || changed) {
+      st.subKey = `${wildcard ? '*' : ''}|${[...set].sort().join(',')}`;
+      this.push(type, true);
+    }
   }
 
   protected push(type: ResourceType, force = false): void {
@@ -204,7 +209,7 @@ export class SotwStream extends DiscoveryStream {
     const snap = this.snapshot();
     if (st === undefined || snap === null) return;
     const version = snap.typeVersions.get(type) ?? '';
-    const subKey = `${st.wildcard ? '*' : ''}|${[...st.names].sort().join(',')}`;
+    const subKey = st.subKey;
     const key = `${version}|${subKey}`;
     if (!force && (key === st.sentKey || key === st.nackedKey)) return;
     if (!st.wildcard && st.names.size === 0 && !force) return;
@@ -235,6 +240,8 @@ interface DeltaState {
   reportedMissing: Set<string>;
   nonce: string;
   sentAtMs: number;
+  /** The snapshot `has` fully reflects (0: none): the next snapshot's diff is then all there is to send. */
+  syncedId: number;
 }
 
 export class DeltaStream extends DiscoveryStream {
@@ -255,7 +262,7 @@ export class DeltaStream extends DiscoveryStream {
     let st = this.types.get(type);
     const sub = req.resource_names_subscribe ?? [];
     if (st === undefined) {
-      st = { subscribed: new Set(), wildcard: sub.length === 0 && (type === LDS_TYPE || type === CDS_TYPE), has: new Map(), reportedMissing: new Set(), nonce: '', sentAtMs: 0 };
+      st = { subscribed: new Set(), wildcard: sub.length === 0 && (type === LDS_TYPE || type === CDS_TYPE), has: new Map(), reportedMissing: new Set(), nonce: '', sentAtMs: 0, syncedId: 0 };
       // A reconnecting client says what it already has: only what differs is sent.
       for (const [n, v] of Object.entries(req.initial_resource_versions ?? {})) st.has.set(n, v);
       this.types.set(type, st);
@@ -276,6 +283,8 @@ export class DeltaStream extends DiscoveryStream {
       st.subscribed.delete(n);
       st.has.delete(n);
     }
+    // A subscription change: compare everything (the fast path below assumes an unchanged subscription).
+    if (sub.length > 0 || (req.resource_names_unsubscribe?.length ?? 0) > 0) st.syncedId = 0;
     this.push(type);
   }
 
@@ -283,6 +292,22 @@ export class DeltaStream extends DiscoveryStream {
     const st = this.types.get(type);
     const snap = this.snapshot();
     if (st === undefined || snap === null) return;
+    const diff = st.syncedId !== 0 && st.syncedId === snap.prevId ? snap.diffs.get(type) : undefined;
+    if (diff !== undefined) {
+      // In sync with the snapshot this one replaced: only its changes can matter (a thousand streams,
+      // one changed resource: O(changes) each, not O(resources)).
+      const changedRes: EncodedResource[] = [];
+      for (const name of diff.changed) {
+        if (st.subscribed.has(name) || (st.wildcard && snap.inWildcard(type, name))) {
+          const r = snap.get(type, name)!;
+          if (st.has.get(name) !== r.version) changedRes.push(r);
+        }
+      }
+      const removedNames = diff.removed.filter((n) => st.has.has(n));
+      st.syncedId = snap.id;
+      this.sendDelta(type, st, snap, changedRes, removedNames);
+      return;
+    }
     const want = snap.select(type, st.wildcard, st.subscribed);
     const wanted = new Set(want.map((r) => r.name));
     const changed = want.filter((r) => st.has.get(r.name) !== r.version);
@@ -295,6 +320,11 @@ export class DeltaStream extends DiscoveryStream {
         st.reportedMissing.add(name);
       }
     }
+    st.syncedId = snap.id;
+    this.sendDelta(type, st, snap, changed, removed);
+  }
+
+  private sendDelta(type: ResourceType, st: DeltaState, snap: XdsSnapshot, changed: EncodedResource[], removed: string[]): void {
     if (changed.length === 0 && removed.length === 0) return;
     const key = `delta|${type}|${changed.map((r) => `${r.name}@${r.version}`).join(',')}|${removed.join(',')}`;
     const { bytes, nonce } = cached(snap, key, this.ctx.nextNonce, (n) =>

@@ -25,7 +25,11 @@ export class SnapshotCache extends EventEmitter<SnapshotCacheEvents> {
   /** Replaces every snapshot at once (they were built from one mesh version, so they agree). */
   set(snapshots: readonly { zone: string; snapshot: XdsSnapshot }[]): void {
     const byZone = new Map<string, XdsSnapshot>();
-    for (const s of snapshots) byZone.set(s.zone, s.snapshot);
+    for (const s of snapshots) {
+      const prev = this.byZone.get(s.zone);
+      if (prev !== undefined) s.snapshot.diffFrom(prev);
+      byZone.set(s.zone, s.snapshot);
+    }
     this.byZone = byZone;
     this.fallback = byZone.get('') ?? snapshots[0]?.snapshot ?? null;
     this.generation++;

@@ -14,9 +14,22 @@ export interface EncodedResource {
   value: Buffer;
 }
 
+let nextId = 1;
+
+export interface TypeDiff {
+  /** Names added or changed since the previous snapshot. */
+  changed: string[];
+  /** Names gone since the previous snapshot. */
+  removed: string[];
+}
+
 export class XdsSnapshot {
   /** Per type: a version over all its resources. */
   readonly typeVersions = new Map<ResourceType, string>();
+  readonly id = nextId++;
+  /** The snapshot this one replaced (same zone), and what changed since: streams in sync with it need only that. */
+  prevId = 0;
+  readonly diffs = new Map<ResourceType, TypeDiff>();
 
   constructor(
     /** The mesh version it was built from (for logs and the config dump). */
@@ -39,17 +52,36 @@ export class XdsSnapshot {
     if (byName === undefined) return [];
     const out: EncodedResource[] = [];
     if (wildcard) {
-      for (const r of byName.values()) if (type !== LDS_WILDCARD_FILTER || this.wildcardListeners.has(r.name)) out.push(r);
+      for (const r of byName.values()) if (this.inWildcard(type, r.name)) out.push(r);
     }
     for (const n of names) {
       const r = byName.get(n);
-      if (r !== undefined && !(wildcard && out.includes(r))) out.push(r);
+      if (r !== undefined && !(wildcard && this.inWildcard(type, n))) out.push(r);
     }
     return out;
   }
 
   get(type: ResourceType, name: string): EncodedResource | undefined {
     return this.resources.get(type)?.get(name);
+  }
+
+  /** Records what changed since `prev` (once per snapshot, at the swap; O(resources)). */
+  diffFrom(prev: XdsSnapshot): void {
+    this.prevId = prev.id;
+    for (const type of TYPE_ORDER) {
+      const now = this.resources.get(type) ?? new Map<string, EncodedResource>();
+      const before = prev.resources.get(type) ?? new Map<string, EncodedResource>();
+      const changed: string[] = [];
+      const removed: string[] = [];
+      for (const [name, r] of now) if (before.get(name)?.version !== r.version) changed.push(name);
+      for (const name of before.keys()) if (!now.has(name)) removed.push(name);
+      this.diffs.set(type, { changed, removed });
+    }
+  }
+
+  /** Whether a wildcard subscription of `type` gets this resource. */
+  inWildcard(type: ResourceType, name: string): boolean {
+    return type !== LDS_WILDCARD_FILTER || this.wildcardListeners.has(name);
   }
 }
 
