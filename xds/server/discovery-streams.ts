@@ -194,7 +194,9 @@ export class SotwStream extends DiscoveryStream {
     // The subscription this request states.
     if (names.length > 0) st.legacyWildcard = false;
     const wildcard = st.legacyWildcard || names.includes('*');
-    const set = new Set(names.filter((n) => n !== '*'));
+    // The snapshot's own strings where they exist: a thousand streams share them.
+    const snap0 = this.snapshot();
+    const set = new Set(names.filter((n) => n !== '*').map((n) => snap0?.get(type, n)?.name ?? n));
     const changed = wildcard !== st.wildcard || set.size !== st.names.size || [...set].some((n) => !st.names.has(n));
     st.wildcard = wildcard;
     st.names = set;
@@ -232,16 +234,21 @@ function toAny(r: EncodedResource): { type_url: string; value: Buffer } {
 // ------------------------------------------------------------------ delta
 
 interface DeltaState {
+  /** Names subscribed, as the snapshot's own strings where they exist (shared by every stream). */
   subscribed: Set<string>;
   wildcard: boolean;
-  /** What the client has: name -> version. */
-  has: Map<string, string>;
+  /**
+   * The snapshot whose resources (for this subscription) the client holds, as of the last push: the
+   * client's holdings are implied, not stored, so that a thousand streams do not each keep a map of
+   * a thousand versions. A NACKed push counts as held too (it is not resent until it changes).
+   */
+  synced: XdsSnapshot | null;
+  /** Only before the first push: the versions a reconnecting client says it has. */
+  initial: Map<string, string> | null;
   /** Names subscribed that do not exist and were already reported removed. */
   reportedMissing: Set<string>;
   nonce: string;
   sentAtMs: number;
-  /** The snapshot `has` fully reflects (0: none): the next snapshot's diff is then all there is to send. */
-  syncedId: number;
 }
 
 export class DeltaStream extends DiscoveryStream {
@@ -261,66 +268,77 @@ export class DeltaStream extends DiscoveryStream {
   ): void {
     let st = this.types.get(type);
     const sub = req.resource_names_subscribe ?? [];
+    const unsub = req.resource_names_unsubscribe ?? [];
     if (st === undefined) {
-      st = { subscribed: new Set(), wildcard: sub.length === 0 && (type === LDS_TYPE || type === CDS_TYPE), has: new Map(), reportedMissing: new Set(), nonce: '', sentAtMs: 0, syncedId: 0 };
-      // A reconnecting client says what it already has: only what differs is sent.
-      for (const [n, v] of Object.entries(req.initial_resource_versions ?? {})) st.has.set(n, v);
+      const initial = new Map(Object.entries(req.initial_resource_versions ?? {}));
+      st = { subscribed: new Set(), wildcard: sub.length === 0 && (type === LDS_TYPE || type === CDS_TYPE), synced: null, initial, reportedMissing: new Set(), nonce: '', sentAtMs: 0 };
       this.types.set(type, st);
     } else {
       const verdict = this.settle(type, req, st.nonce, st.sentAtMs);
       if (verdict === 'stale') return;
-      // A NACK keeps `has` as sent: the rejected versions are not resent until they change.
     }
+    if (sub.length === 0 && unsub.length === 0) {
+      if (st.synced === null) this.push(type, st.initial ?? new Map());
+      return;
+    }
+    // A subscription change: what the client holds now, minus what it drops, against the new subscription.
+    const had = this.holdings(type, st);
+    const snap = this.snapshot();
     for (const n of sub) {
       if (n === '*') st.wildcard = true;
       else {
-        st.subscribed.add(n);
+        st.subscribed.add(snap?.get(type, n)?.name ?? n);
         st.reportedMissing.delete(n);
       }
     }
-    for (const n of req.resource_names_unsubscribe ?? []) {
+    for (const n of unsub) {
       if (n === '*') st.wildcard = false;
       st.subscribed.delete(n);
-      st.has.delete(n);
+      had.delete(n);
     }
-    // A subscription change: compare everything (the fast path below assumes an unchanged subscription).
-    if (sub.length > 0 || (req.resource_names_unsubscribe?.length ?? 0) > 0) st.syncedId = 0;
-    this.push(type);
+    this.push(type, had);
   }
 
-  protected push(type: ResourceType): void {
+  /** name -> version the client holds, materialised (only on subscription changes and slow paths). */
+  private holdings(type: ResourceType, st: DeltaState): Map<string, string> {
+    if (st.synced === null) return new Map(st.initial ?? []);
+    return new Map(st.synced.select(type, st.wildcard, st.subscribed).map((r) => [r.name, r.version]));
+  }
+
+  protected push(type: ResourceType, had?: Map<string, string>): void {
     const st = this.types.get(type);
     const snap = this.snapshot();
     if (st === undefined || snap === null) return;
-    const diff = st.syncedId !== 0 && st.syncedId === snap.prevId ? snap.diffs.get(type) : undefined;
-    if (diff !== undefined) {
-      // In sync with the snapshot this one replaced: only its changes can matter (a thousand streams,
-      // one changed resource: O(changes) each, not O(resources)).
-      const changedRes: EncodedResource[] = [];
-      for (const name of diff.changed) {
-        if (st.subscribed.has(name) || (st.wildcard && snap.inWildcard(type, name))) {
-          const r = snap.get(type, name)!;
-          if (st.has.get(name) !== r.version) changedRes.push(r);
-        }
+    if (had === undefined) {
+      if (st.synced === snap) return;
+      if (st.synced !== null && st.synced.id === snap.prevId) {
+        // In sync with the snapshot this one replaced: only its changes can matter (a thousand
+        // streams, one changed resource: O(changes) each, not O(resources)).
+        const diff = snap.diffs.get(type)!;
+        const prev = st.synced;
+        const mine = (s: XdsSnapshot, n: string): boolean => st.subscribed.has(n) || (st.wildcard && s.inWildcard(type, n));
+        const changed = diff.changed.filter((n) => mine(snap, n)).map((n) => snap.get(type, n)!);
+        const removed = diff.removed.filter((n) => mine(prev, n));
+        st.synced = snap;
+        this.sendDelta(type, st, snap, changed, removed);
+        return;
       }
-      const removedNames = diff.removed.filter((n) => st.has.has(n));
-      st.syncedId = snap.id;
-      this.sendDelta(type, st, snap, changedRes, removedNames);
-      return;
+      had = this.holdings(type, st);
     }
     const want = snap.select(type, st.wildcard, st.subscribed);
     const wanted = new Set(want.map((r) => r.name));
-    const changed = want.filter((r) => st.has.get(r.name) !== r.version);
+    const changed = want.filter((r) => had.get(r.name) !== r.version);
     const removed: string[] = [];
-    for (const name of st.has.keys()) if (!wanted.has(name)) removed.push(name);
+    for (const name of had.keys()) if (!wanted.has(name)) removed.push(name);
     // Named resources that do not exist are reported removed once, so that the client stops waiting.
     for (const name of st.subscribed) {
-      if (!wanted.has(name) && !st.has.has(name) && !st.reportedMissing.has(name)) {
+      if (!wanted.has(name) && !had.has(name) && !st.reportedMissing.has(name)) {
         removed.push(name);
         st.reportedMissing.add(name);
       }
     }
-    st.syncedId = snap.id;
+    st.synced = snap;
+    st.initial = null;
     this.sendDelta(type, st, snap, changed, removed);
   }
 
@@ -336,8 +354,6 @@ export class DeltaStream extends DiscoveryStream {
         nonce: n,
       }),
     );
-    for (const r of changed) st.has.set(r.name, r.version);
-    for (const n of removed) st.has.delete(n);
     const fresh = nonce === st.nonce ? this.reencode(DELTA_DISCOVERY_RESPONSE, bytes) : null;
     st.nonce = fresh?.nonce ?? nonce;
     st.sentAtMs = performance.now();
