@@ -5,6 +5,7 @@
 #   bash perf/run.sh micro      # micro benchmarks only (head parser, chunked scanner, route matching)
 #   bash perf/run.sh upstreams  # uWebSockets.js vs node:http vs nginx as plain upstreams (compare-upstreams.sh)
 #   bash perf/run.sh reliability [scenario ...]   # balancing, zones, retries, failover (perf/reliability)
+#   bash perf/run.sh xds [--clients 100,1000,3000 ...]   # control plane at scale (perf/xds/scale.ts)
 #   bash perf/run.sh all        # micro, then upstreams, then end-to-end
 #
 # End-to-end knobs are passed through to peers.sh (see its header): ROUNDS DURATION CONNS WARMUP MODE
@@ -26,9 +27,9 @@ export _PERF_DEPTH=$((${_PERF_DEPTH:-0} + 1))
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WHAT=${1:-peers}
 case $WHAT in
-  peers|micro|upstreams|all|reliability) ;;
+  peers|micro|upstreams|all|reliability|xds) ;;
   -h|--help|help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) echo "usage: perf/run.sh [peers|micro|upstreams|all|reliability]" >&2; exit 2 ;;
+  *) echo "usage: perf/run.sh [peers|micro|upstreams|all|reliability|xds]" >&2; exit 2 ;;
 esac
 
 log() { echo "[$(date +%H:%M:%S)] perf/run.sh: $*" >&2; }
@@ -119,6 +120,13 @@ run_reliability() {
   local pin=()
   if command -v taskset >/dev/null && (($(nproc) > 1)); then pin=(taskset -c 1); fi
   "${pin[@]}" node "$REPO/dist/perf/reliability/run.js" "$@"
+}
+
+# ------------------------------------------------------------------ xds
+run_xds() {
+  log "control plane scale (perf/xds/scale.ts): bowline control pinned to CPU 0, simulated ADS clients on CPU 1"
+  wait_for_other_load
+  node "$REPO/dist/perf/xds/scale.js" "$@"
 }
 
 # ------------------------------------------------------------------ peers
@@ -243,6 +251,7 @@ case $WHAT in
   upstreams) run_upstreams ;;
   peers) run_peers || rc=$? ;;
   reliability) run_reliability "${@:2}" || rc=$? ;;
+  xds) run_xds "${@:2}" || rc=$? ;;
   all)
     run_micro
     run_upstreams || rc=$?

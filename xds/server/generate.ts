@@ -82,34 +82,58 @@ export function generateResources(mesh: EngineSnapshot, nodeZone = '', check = t
   const add = (type: ResourceType, name: string, message: Record<string, unknown>): void => {
     byType.get(type)!.set(name, { name, message });
   };
-  const wildcardListeners = new Set<string>();
-  const routes = new Map(mesh.routes.map((r) => [r.name, r]));
-
+  const grpcRoutes = routesByHostname(mesh);
   for (const svc of mesh.services) {
-    add(CDS_TYPE, svc.name, clusterMessage(svc));
+    add(CDS_TYPE, svc.name, clusterMessage(svc, check));
     add(EDS_TYPE, svc.name, loadAssignment(svc, nodeZone));
-    // gRPC proxyless: xds:///<service> resolves listener <service>.
-    add(LDS_TYPE, svc.name, {
-      name: svc.name,
-      api_listener: { api_listener: packAny(HTTP_CONNECTION_MANAGER, httpConnectionManager(svc.name, grpcRouteConfigName(svc.name))) },
-    });
-    const grpcRoutes = mesh.routes.filter((r) => r.hostnames.includes(svc.name));
-    add(RDS_TYPE, grpcRouteConfigName(svc.name), {
-      name: grpcRouteConfigName(svc.name),
-      virtual_hosts: [{ name: svc.name, domains: ['*'], routes: [...grpcRoutes.flatMap((r) => routeMessages(r, true)), defaultRoute(svc.name, true)] }],
-    });
+    add(LDS_TYPE, svc.name, grpcListener(svc.name, check));
+    add(RDS_TYPE, grpcRouteConfigName(svc.name), grpcRouteConfig(svc.name, grpcRoutes.get(svc.name) ?? []));
   }
+  const socket = socketResources(mesh, check);
+  for (const [name, m] of socket.listeners) add(LDS_TYPE, name, m);
+  for (const [name, m] of socket.routes) add(RDS_TYPE, name, m);
+  return { byType, wildcardListeners: new Set(socket.listeners.keys()) };
+}
 
-  for (const l of mesh.listeners) {
-    wildcardListeners.add(l.name);
-    add(LDS_TYPE, l.name, listenerMessage(l));
-    if (l.protocol === 'opaque') continue;
-    add(RDS_TYPE, l.name, {
-      name: l.name,
-      virtual_hosts: virtualHosts(l, l.routes.map((n) => routes.get(n)!)),
-    });
+/** Routes by the host names they list: a gRPC client of service S gets the routes naming S. */
+export function routesByHostname(mesh: EngineSnapshot): Map<string, RouteSnapshot[]> {
+  const m = new Map<string, RouteSnapshot[]>();
+  for (const r of mesh.routes) {
+    for (const h of r.hostnames) {
+      let list = m.get(h);
+      if (list === undefined) m.set(h, (list = []));
+      list.push(r);
+    }
   }
-  return { byType, wildcardListeners };
+  return m;
+}
+
+/** gRPC proxyless: xds:///<service> resolves listener <service>, whose HttpConnectionManager names its RDS. */
+export function grpcListener(service: string, check = true): Record<string, unknown> {
+  checkPacked = check;
+  return { name: service, api_listener: { api_listener: packAny(HTTP_CONNECTION_MANAGER, httpConnectionManager(service, grpcRouteConfigName(service))) } };
+}
+
+/** The routes a gRPC client of `service` gets: those naming it as a host, then the service itself. */
+export function grpcRouteConfig(service: string, routes: readonly RouteSnapshot[]): Record<string, unknown> {
+  return {
+    name: grpcRouteConfigName(service),
+    virtual_hosts: [{ name: service, domains: ['*'], routes: [...routes.flatMap((r) => routeMessages(r, true)), defaultRoute(service, true)] }],
+  };
+}
+
+/** The mesh's own listeners (for Bowline proxies and Envoy) and their route configurations. */
+export function socketResources(mesh: EngineSnapshot, check = true): { listeners: Map<string, Record<string, unknown>>; routes: Map<string, Record<string, unknown>> } {
+  checkPacked = check;
+  const byName = new Map(mesh.routes.map((r) => [r.name, r]));
+  const listeners = new Map<string, Record<string, unknown>>();
+  const routes = new Map<string, Record<string, unknown>>();
+  for (const l of mesh.listeners) {
+    listeners.set(l.name, listenerMessage(l));
+    if (l.protocol === 'opaque') continue;
+    routes.set(l.name, { name: l.name, virtual_hosts: virtualHosts(l, l.routes.map((n) => byName.get(n)!)) });
+  }
+  return { listeners, routes };
 }
 
 // ------------------------------------------------------------------ listeners
@@ -253,7 +277,8 @@ function routeMetadata(r: RouteSnapshot): Record<string, unknown> {
 
 const LB_POLICY: Record<string, string> = { 'round-robin': 'ROUND_ROBIN', 'least-request': 'LEAST_REQUEST', 'p2c-ewma': 'LEAST_REQUEST' };
 
-function clusterMessage(svc: ServiceSnapshot): Record<string, unknown> {
+export function clusterMessage(svc: ServiceSnapshot, check = true): Record<string, unknown> {
+  checkPacked = check;
   const c: Record<string, unknown> = {
     name: svc.name,
     type: 'EDS',
@@ -323,7 +348,7 @@ export function generateEndpoints(mesh: EngineSnapshot, nodeZone: string): Map<s
   return new Map(mesh.services.map((svc) => [svc.name, { name: svc.name, message: loadAssignment(svc, nodeZone) }]));
 }
 
-function loadAssignment(svc: ServiceSnapshot, nodeZone: string): Record<string, unknown> {
+export function loadAssignment(svc: ServiceSnapshot, nodeZone: string): Record<string, unknown> {
   const zones = new Map<string, { weight: number; lb_endpoints: Record<string, unknown>[] }>();
   for (const e of svc.endpoints) {
     if (e.weight <= 0) continue; // Envoy's weights start at 1; weight 0 means "no traffic"

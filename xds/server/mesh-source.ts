@@ -25,7 +25,9 @@ export class FileMeshSource extends EventEmitter<MeshSourceEvents> implements Me
 
   constructor(readonly file: string) {
     super();
-    this.watcher = new ConfigWatcher(file);
+    // A short debounce: an endpoint change should reach clients within a second, and generated
+    // mesh files are written in one go (atomically renamed).
+    this.watcher = new ConfigWatcher(file, { debounceMs: 20 });
   }
 
   get description(): string {
