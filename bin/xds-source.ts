@@ -25,7 +25,7 @@ export function xdsSourceFor(b: Bootstrap, log: Log): { source: ConfigSource; ad
     onSnapshot: (cb) => client.on('snapshot', cb),
     onInvalid: (cb) => client.on('invalid', cb),
     stop: () => client.stop(),
-    describe: () => ({ ads: b.ads, node: b.node, responses: client.counts }),
+    describe: () => ({ ads: b.ads, node: b.node, responses: client.counts, secrets: client.describeSecrets() }),
   };
   return { source, admin: b.admin };
 }

@@ -1,7 +1,8 @@
 // The xDS protocol details on both sides, with a raw peer on the other end: the proxy's client
 // NACKs a bad resource with the last good version, the response nonce and a reason that names the
 // field, and goes on with the last good config; the control plane's per-type services (stream,
-// fetch) answer like ADS; its delta server reports names that do not exist as removed.
+// fetch) answer like ADS; its delta server reports names that do not exist as removed; the client
+// fetches the secrets its TLS transport sockets name over SDS and NACKs a broken one.
 
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -12,7 +13,7 @@ import { AdsClient } from '../../xds/client/ads-client';
 import type { Bootstrap } from '../../xds/client/bootstrap';
 import { ADS_SERVICE, serviceDefinition } from '../../xds/common/grpc-services';
 import { decodeMessage, packAny } from '../../xds/common/protos';
-import { CDS_TYPE, EDS_TYPE, LDS_TYPE } from '../../xds/common/type-urls';
+import { CDS_TYPE, EDS_TYPE, LDS_TYPE, SDS_TYPE } from '../../xds/common/type-urls';
 import { ControlPlane } from '../../xds/server/control-plane';
 import { FileMeshSource } from '../../xds/server/mesh-source';
 
@@ -142,5 +143,78 @@ routes: [{ name: r, backendRefs: [{ name: web }] }]
   } finally {
     call.cancel();
     ads.close();
+  }
+});
+
+test('SDS: the client fetches the secrets its transport sockets name, checks them, and NACKs a key that does not match', { timeout: 20_000 }, async () => {
+  const { execFileSync } = await import('node:child_process');
+  const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'bowline-sds-'));
+  const pair = (name: string): { cert: string; key: string } => {
+    const key = join(dir, `${name}.key`);
+    const cert = join(dir, `${name}.crt`);
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', `/CN=${name}`, '-addext', 'subjectAltName=URI:spiffe://cluster.local/ns/default/sa/web'], { stdio: 'ignore' });
+    return { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') };
+  };
+  const a = pair('a');
+  const b = pair('b');
+  const requests: Req[] = [];
+  let stream: grpc.ServerDuplexStream<unknown, unknown> | null = null;
+  const server = new grpc.Server();
+  server.addService(serviceDefinition(ADS_SERVICE), {
+    StreamAggregatedResources: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
+      stream = call;
+      call.on('data', (r: Req) => requests.push(r));
+    },
+    DeltaAggregatedResources: (call: grpc.ServerDuplexStream<unknown, unknown>) => call.end(),
+  });
+  const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+  const boot: Bootstrap = { node: { id: 'n2', cluster: 'c', zone: '' }, admin: null, ads: { host: '127.0.0.1', port, delta: false }, static: { listeners: [], clusters: [] }, ignored: [] };
+  const client = new AdsClient(boot, { log: () => {}, initialFetchTimeoutMs: 200 });
+  const first = client.start();
+  try {
+    await eventually(() => stream !== null && requests.some((r) => r.type_url === LDS_TYPE), 5000, 'the LDS subscription');
+    const tls = packAny('envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext', {
+      common_tls_context: { tls_certificate_sds_secret_configs: [{ name: 'default', sds_config: { ads: {} } }], validation_context_sds_secret_config: { name: 'ROOTCA', sds_config: { ads: {} } } },
+    });
+    const hcm = packAny('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', {
+      stat_prefix: 'x',
+      route_config: { name: 'inline', virtual_hosts: [{ name: 'vh', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'svc' } }] }] },
+    });
+    stream!.write({ version_info: 'c1', type_url: CDS_TYPE, nonce: 'c1', resources: [packAny('envoy.config.cluster.v3.Cluster', { name: 'svc', type: 'STATIC', load_assignment: { cluster_name: 'svc', endpoints: [] } })] });
+    stream!.write({
+      version_info: 'l1',
+      type_url: LDS_TYPE,
+      nonce: 'l1',
+      resources: [packAny('envoy.config.listener.v3.Listener', { name: 'in', address: { socket_address: { address: '127.0.0.1', port_value: 0 } }, filter_chains: [{ transport_socket: { name: 'tls', typed_config: tls }, filters: [{ name: 'hcm', typed_config: hcm }] }] })],
+    });
+    await first;
+    // The listener names two secrets: the client asks for exactly those.
+    await eventually(() => requests.some((r) => r.type_url === SDS_TYPE && [...(r.resource_names ?? [])].sort().join() === 'ROOTCA,default'), 5000, 'the SDS subscription');
+    const secret = (name: string, o: object): object => packAny('envoy.extensions.transport_sockets.tls.v3.Secret', { name, ...o });
+    stream!.write({
+      version_info: 's1',
+      type_url: SDS_TYPE,
+      nonce: 's1',
+      resources: [secret('default', { tls_certificate: { certificate_chain: { inline_string: a.cert }, private_key: { inline_string: a.key } } }), secret('ROOTCA', { validation_context: { trusted_ca: { inline_string: a.cert } } })],
+    });
+    await eventually(() => requests.some((r) => r.type_url === SDS_TYPE && r.response_nonce === 's1' && r.error_detail == null), 5000, 'the SDS ACK');
+    const held = client.describeSecrets();
+    assert.deepEqual(held.map((s) => s['name']).sort(), ['ROOTCA', 'default']);
+    assert.match(String(held.find((s) => s['name'] === 'default')!['subjectAltName']), /spiffe:\/\/cluster.local\/ns\/default\/sa\/web/);
+    assert.ok(!JSON.stringify(held).includes('PRIVATE KEY'), 'no key material in the dump');
+    // A certificate with another pair's key: refused, and the good one stays.
+    stream!.write({ version_info: 's2', type_url: SDS_TYPE, nonce: 's2', resources: [secret('default', { tls_certificate: { certificate_chain: { inline_string: a.cert }, private_key: { inline_string: b.key } } })] });
+    await eventually(() => requests.some((r) => r.response_nonce === 's2'), 5000, 'the answer to s2');
+    const nack = requests.find((r) => r.response_nonce === 's2')!;
+    assert.equal(nack.version_info, 's1');
+    assert.match(nack.error_detail?.message ?? '', /secret "default": tls_certificate.private_key does not match the certificate/);
+    assert.match(String(client.describeSecrets().find((s) => s['name'] === 'default')!['subject']), /CN=a/);
+  } finally {
+    client.stop();
+    server.forceShutdown();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

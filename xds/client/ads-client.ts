@@ -11,9 +11,10 @@ import * as grpc from '@grpc/grpc-js';
 import type { EngineSnapshot } from '../../engine/config/snapshot';
 import { ADS_SERVICE, serviceDefinition } from '../common/grpc-services';
 import { unpackAny } from '../common/protos';
-import { CDS_TYPE, EDS_TYPE, LDS_TYPE, RDS_TYPE, type ResourceType, shortType } from '../common/type-urls';
+import { CDS_TYPE, EDS_TYPE, LDS_TYPE, RDS_TYPE, type ResourceType, SDS_TYPE, shortType } from '../common/type-urls';
 import type { Bootstrap } from './bootstrap';
 import type * as E from './envoy-types';
+import { describeSecret, type Secret, secretNames, validateSecret } from './secrets';
 import { translateXds, validateCluster, validateListener, validateLoadAssignment, validateRouteConfiguration } from './translate';
 
 export interface AdsClientEvents {
@@ -53,6 +54,8 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
   private readonly routes = new Map<string, E.RouteConfiguration>();
   private readonly clusters = new Map<string, E.Cluster>();
   private readonly endpoints = new Map<string, E.ClusterLoadAssignment>();
+  /** Certificates and trust bundles the transport sockets name (held for mesh TLS). */
+  private readonly secrets = new Map<string, Secret>();
   private readonly state = new Map<ResourceType, TypeState>();
   private lastJson = '';
   /** Types that have had a first accepted response: the first snapshot waits for listeners and clusters. */
@@ -65,6 +68,11 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
   private firstResolve: ((s: EngineSnapshot) => void) | null = null;
   private readonly log: NonNullable<AdsClientOptions['log']>;
   private readonly timeoutMs: number;
+  /** The secrets held, as the config dump shows them (subjects and expiry, no keys). */
+  describeSecrets(): Record<string, unknown>[] {
+    return [...this.secrets.values()].map(describeSecret);
+  }
+
   /** Responses accepted and rejected, for metrics and tests. */
   readonly counts = { acks: 0, nacks: 0, reconnects: 0 };
 
@@ -83,7 +91,7 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
     this.client = new Client(`${host}:${ads.port}`, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 256 * 1024 * 1024 });
     for (const c of bootstrap.static.clusters) if (c.name !== undefined) this.clusters.set(c.name, c);
     for (const l of bootstrap.static.listeners) if (l.name !== undefined) this.lds.set(l.name, l);
-    for (const t of [CDS_TYPE, EDS_TYPE, LDS_TYPE, RDS_TYPE]) this.state.set(t, { version: '', nonce: '', names: new Set(), versions: new Map() });
+    for (const t of [CDS_TYPE, EDS_TYPE, LDS_TYPE, RDS_TYPE, SDS_TYPE]) this.state.set(t, { version: '', nonce: '', names: new Set(), versions: new Map() });
   }
 
   /** Connects and resolves with the first consistent snapshot (it keeps updating afterwards). */
@@ -149,7 +157,7 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
     stream.on('error', (e: Error) => lost(e.message));
     stream.on('end', () => lost('the server ended the stream'));
     // (Re)subscribe, in make-before-break order; nonces belong to a stream and start empty.
-    for (const t of [CDS_TYPE, EDS_TYPE, LDS_TYPE, RDS_TYPE] as ResourceType[]) {
+    for (const t of [CDS_TYPE, EDS_TYPE, LDS_TYPE, RDS_TYPE, SDS_TYPE] as ResourceType[]) {
       const st = this.state.get(t)!;
       st.nonce = '';
       if (WILDCARD_TYPES.includes(t) || st.names.size > 0) this.subscribe(t, true);
@@ -255,7 +263,15 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
       }
       const n = type === EDS_TYPE ? String(msg['cluster_name'] ?? '') : String(msg['name'] ?? '');
       const p =
-        type === LDS_TYPE ? validateListener(msg as E.Listener) : type === RDS_TYPE ? validateRouteConfiguration(msg as E.RouteConfiguration) : type === CDS_TYPE ? validateCluster(msg as E.Cluster) : validateLoadAssignment(msg as E.ClusterLoadAssignment);
+        type === LDS_TYPE
+          ? validateListener(msg as E.Listener)
+          : type === RDS_TYPE
+            ? validateRouteConfiguration(msg as E.RouteConfiguration)
+            : type === CDS_TYPE
+              ? validateCluster(msg as E.Cluster)
+              : type === SDS_TYPE
+                ? validateSecret(msg as Secret)
+                : validateLoadAssignment(msg as E.ClusterLoadAssignment);
       problems.push(...p);
       items.set(name ?? n, msg);
       if (version !== undefined) versions.set(name ?? n, version);
@@ -264,7 +280,7 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
   }
 
   private mapOf(type: ResourceType): Map<string, unknown> {
-    return (type === LDS_TYPE ? this.lds : type === RDS_TYPE ? this.routes : type === CDS_TYPE ? this.clusters : this.endpoints) as Map<string, unknown>;
+    return (type === LDS_TYPE ? this.lds : type === RDS_TYPE ? this.routes : type === CDS_TYPE ? this.clusters : type === SDS_TYPE ? this.secrets : this.endpoints) as Map<string, unknown>;
   }
 
   private isStatic(type: ResourceType, name: string): boolean {
@@ -276,6 +292,7 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
   private afterUpdate(): void {
     this.resubscribe(RDS_TYPE, this.routeNames());
     this.resubscribe(EDS_TYPE, this.endpointNames());
+    this.resubscribe(SDS_TYPE, secretNames(this.lds.values(), this.clusters.values()));
     this.rebuild();
   }
 
