@@ -218,3 +218,35 @@ test('SDS: the client fetches the secrets its transport sockets name, checks the
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('state of the world: an empty list after explicit names unsubscribes (an empty answer, then nothing)', { timeout: 20_000 }, async () => {
+  const ads = clientFor(ADS_SERVICE);
+  const call = ads['StreamAggregatedResources']!() as grpc.ClientDuplexStream<unknown, { resources?: unknown[]; nonce: string; version_info: string }>;
+  call.on('error', () => {}); // CANCELLED when this test cancels it
+  const responses: { resources?: unknown[]; nonce: string; version_info: string }[] = [];
+  call.on('data', (r: { resources?: unknown[]; nonce: string; version_info: string }) => responses.push(r));
+  try {
+    call.write({ node: { id: 'u' }, type_url: EDS_TYPE, resource_names: ['web'] });
+    await eventually(() => responses.length === 1, 5000, 'the first response');
+    assert.equal(responses[0]!.resources?.length, 1);
+    call.write({ type_url: EDS_TYPE, version_info: responses[0]!.version_info, response_nonce: responses[0]!.nonce, resource_names: [] });
+    await eventually(() => responses.length === 2, 5000, 'the answer to the unsubscribe');
+    assert.equal(responses[1]!.resources?.length ?? 0, 0, 'an empty list is not "everything"');
+    call.write({ type_url: EDS_TYPE, version_info: responses[1]!.version_info, response_nonce: responses[1]!.nonce, resource_names: [] });
+    cfg.replace(`
+listeners: [{ name: out, address: 127.0.0.1:0, routes: [r] }]
+services: [{ name: web, endpoints: [{ address: 127.0.0.1:11, zone: a }] }]
+routes: [{ name: r, backendRefs: [{ name: web }] }]
+`);
+    const version = cp.metrics.meshVersion;
+    await eventually(async () => {
+      await cp.settled();
+      return cp.metrics.meshVersion !== version;
+    }, 5000, 'the new mesh');
+    await new Promise((res) => setTimeout(res, 300));
+    assert.equal(responses.length, 2, 'nothing pushed to a stream subscribed to nothing');
+  } finally {
+    call.cancel();
+    ads.close();
+  }
+});
