@@ -116,6 +116,8 @@ export function parseBootstrap(text: string, file: string): Bootstrap {
         const name = gs!.envoy_grpc.cluster_name;
         const c = clusters.find((x) => x.name === name);
         if (c === undefined) fail('dynamic_resources.ads_config.grpc_services[0].envoy_grpc.cluster_name', `no static cluster named "${name}"`);
+        // TLS to the control plane would change how the proxy connects: refused rather than ignored.
+        if ((c as { transport_socket?: unknown }).transport_socket != null) fail(`static_resources.clusters[${name}].transport_socket`, 'TLS to the control plane is not supported yet (mesh identity comes later)');
         const sa = c!.load_assignment?.endpoints?.[0]?.lb_endpoints?.[0]?.endpoint?.address?.socket_address;
         if (sa === undefined) fail(`static_resources.clusters[${name}].load_assignment`, 'needs an endpoint with socket_address (the ADS server)');
         target = { host: sa!.address ?? '', port: Number(sa!.port_value ?? 0) };

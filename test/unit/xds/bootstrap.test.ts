@@ -67,4 +67,6 @@ test('fields that would change behaviour are refused by name; so are misspelt on
   assert.match(refused(BASE.replace('cluster_name: xds }', 'cluster_name: nope }')), /envoy_grpc\.cluster_name: no static cluster named "nope"/);
   assert.match(refused(BASE.replace('connect_timeout: 1s', 'conect_timeout: 1s')), /conect_timeout: no such field in envoy\.config\.cluster\.v3\.Cluster/);
   assert.match(refused(BASE.replace('api_type: DELTA_GRPC', 'api_type: REST')), /api_type: REST is not supported/);
+  const tls = BASE.replace('      connect_timeout: 1s', '      connect_timeout: 1s\n      transport_socket: { name: tls, typed_config: { "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext, sni: cp } }');
+  assert.match(refused(tls), /clusters\[xds\]\.transport_socket: TLS to the control plane is not supported yet/);
 });
