@@ -28,9 +28,9 @@ function deserializer(t: protobuf.Type): (b: Buffer) => unknown {
   return (b: Buffer): unknown => t.toObject(t.decode(b), OBJECT_OPTIONS);
 }
 
-/** The grpc-js definition of one service (all its methods), by full name. */
-export function serviceDefinition(fullName: string): grpc.ServiceDefinition {
-  const svc = envoyRoot().lookupService(fullName);
+/** The grpc-js definition of one service (all its methods), by full name; Envoy's root unless given. */
+export function serviceDefinition(fullName: string, root: protobuf.Root = envoyRoot()): grpc.ServiceDefinition {
+  const svc = root.lookupService(fullName);
   const def: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const m of svc.methodsArray) {
     m.resolve();
