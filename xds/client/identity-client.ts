@@ -121,7 +121,7 @@ export class IdentityClient extends EventEmitter<IdentityClientEvents> {
     const uri = san?.names.items.find((n) => n.type === 'url')?.value ?? '';
     if ((this.o.expectedIdentity ?? '') !== '' && uri !== this.o.expectedIdentity) throw new Error(`issued for ${uri}, expected ${this.o.expectedIdentity}`);
     // The certificate must be for our key.
-    const leafKey = Buffer.from(await leaf.publicKey.rawData);
+    const leafKey = Buffer.from(leaf.publicKey.rawData);
     if (!leafKey.equals(Buffer.from(csr.publicKey.rawData))) throw new Error('the certificate is not for our key');
     return {
       spiffeId: uri,
