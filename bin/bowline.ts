@@ -23,6 +23,8 @@ Options:
   --config FILE        YAML config (listeners, services, routes); reloaded when it changes
   --bootstrap FILE     Envoy-style bootstrap (YAML/JSON): node, admin, static resources and an
                        ADS server; config then comes over xDS (state of the world, or delta)
+  --identity-token F   with --bootstrap: get a workload certificate from the control plane with
+                       the token in F (re-read at each renewal); /ready waits for it
   --listen HOST:PORT   one-line mode: listen here ...
   --to HOST:PORT[@Z]   ... and forward to this upstream (repeatable; @ZONE tags its zone)
   --zone ZONE          this proxy's zone (default: $BOWLINE_ZONE); with zones on the --to
@@ -36,9 +38,14 @@ Options:
 
 Control plane:
   bowline control --config MESH_FILE [--listen HOST:PORT] [--admin HOST:PORT] [--build-threads N]
+                  [--ca-dir DIR [--generate-ca] [--trust-domain D] (--token-secret FILE | --kubernetes-tokens)]
       xDS v3 server (ADS state-of-the-world and delta, per-type services) for Bowline proxies,
       Envoy and gRPC proxyless clients. MESH_FILE uses the --config language and is watched.
       Defaults: listen 127.0.0.1:18000, admin 127.0.0.1:9901 (/metrics /ready /live /config_dump).
+      With --ca-dir it also issues workload certificates (SPIFFE IDs in trust domain D, default
+      cluster.local) to proxies that prove their identity with a token.
+  bowline token --secret FILE --service-account SA [--namespace NS] [--ttl-s S]
+      prints a signed workload token (local use) for --token-secret
 `;
 
 function fail(msg: string): never {
@@ -79,6 +86,7 @@ async function proxy(argv: string[]): Promise<void> {
     options: {
       config: { type: 'string' },
       bootstrap: { type: 'string' },
+      'identity-token': { type: 'string' },
       listen: { type: 'string' },
       to: { type: 'string', multiple: true },
       zone: { type: 'string' },
@@ -105,7 +113,7 @@ async function proxy(argv: string[]): Promise<void> {
     if (values.config !== undefined || values.listen !== undefined || values.to !== undefined) fail('--bootstrap cannot be combined with --config or --listen/--to');
     // Loaded only in this mode: gRPC and protobufjs stay out of the file and one-line modes.
     const { xdsSource } = await import('./xds-source');
-    const x = xdsSource(values.bootstrap, log);
+    const x = xdsSource(values.bootstrap, log, values['identity-token']);
     source = x.source;
     if (values.admin === undefined && x.admin !== null) admin = x.admin;
   } else if (values.config !== undefined) {
@@ -170,6 +178,16 @@ async function main(): Promise<void> {
       return proxy(rest);
     case 'demo':
       return demo();
+    case 'token': {
+      // A signed workload token for local use (the control plane's --token-secret verifies it).
+      const { parseArgs: pa } = await import('node:util');
+      const { values: v } = pa({ args: rest, options: { secret: { type: 'string' }, namespace: { type: 'string', default: 'default' }, 'service-account': { type: 'string' }, 'ttl-s': { type: 'string', default: '86400' } } });
+      if (v.secret === undefined || v['service-account'] === undefined) fail('token needs --secret FILE and --service-account NAME');
+      const { readFileSync } = await import('node:fs');
+      const { signToken } = await import('../xds/server/ca/token-verifier');
+      process.stdout.write(`${signToken(readFileSync(v.secret), { namespace: v.namespace, serviceAccount: v['service-account'] }, Number(v['ttl-s']))}\n`);
+      return;
+    }
     case 'control': {
       // Loaded only for this command: gRPC and protobufjs stay out of the proxy.
       const { control } = await import('./control');

@@ -22,6 +22,11 @@ export async function control(argv: string[], fail: (msg: string) => never): Pro
         listen: { type: 'string', default: '127.0.0.1:18000' },
         admin: { type: 'string', default: '127.0.0.1:9901' },
         'build-threads': { type: 'string', default: '1' },
+        'ca-dir': { type: 'string' },
+        'generate-ca': { type: 'boolean', default: false },
+        'trust-domain': { type: 'string', default: 'cluster.local' },
+        'token-secret': { type: 'string' },
+        'kubernetes-tokens': { type: 'boolean', default: false },
       },
       strict: true,
     }));
@@ -38,7 +43,17 @@ export async function control(argv: string[], fail: (msg: string) => never): Pro
   } catch (e) {
     fail((e as Error).message);
   }
-  const cp = new ControlPlane({ source: new FileMeshSource(values.config), listen: values.listen, buildThreads: threads, log });
+  let identity: ConstructorParameters<typeof ControlPlane>[0]['identity'];
+  if (values['ca-dir'] !== undefined) {
+    // Loaded only with a CA: X.509 and WebCrypto stay out otherwise.
+    const { CertificateAuthority } = await import('../xds/server/ca/authority');
+    const { KubernetesTokenVerifier, SignedTokenVerifier } = await import('../xds/server/ca/token-verifier');
+    if ((values['token-secret'] === undefined) === (values['kubernetes-tokens'] !== true)) fail('with --ca-dir, give one of --token-secret FILE or --kubernetes-tokens');
+    const verifier = values['token-secret'] !== undefined ? new SignedTokenVerifier(values['token-secret']) : new KubernetesTokenVerifier();
+    const ca = await CertificateAuthority.open({ dir: values['ca-dir'], trustDomain: values['trust-domain'], generate: values['generate-ca'], log });
+    identity = { ca, verifier };
+  }
+  const cp = new ControlPlane({ source: new FileMeshSource(values.config), listen: values.listen, buildThreads: threads, log, identity });
   await cp.start();
   const adminServer = await startAdminServer(admin.host, admin.port, {
     metrics: () => Promise.resolve(cp.metrics.render()),
@@ -46,7 +61,7 @@ export async function control(argv: string[], fail: (msg: string) => never): Pro
     configDump: () => cp.configDump(),
   });
   const host = values.listen.slice(0, values.listen.lastIndexOf(':'));
-  process.stdout.write(`bowline control: xds on ${host}:${cp.port}, admin on ${admin.host}:${adminServer.port} (mesh ${values.config})\n`);
+  process.stdout.write(`bowline control: xds on ${host}:${cp.port}, admin on ${admin.host}:${adminServer.port} (mesh ${values.config}${identity ? `; issuing certificates for ${values['trust-domain']}` : ''})\n`);
   let stopping = false;
   const stop = (sig: string): void => {
     if (stopping) return;

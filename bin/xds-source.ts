@@ -4,18 +4,22 @@
 import type { ConfigSource } from '../workers/run-proxy';
 import { AdsClient } from '../xds/client/ads-client';
 import { type Bootstrap, loadBootstrap } from '../xds/client/bootstrap';
+import { IdentityClient } from '../xds/client/identity-client';
 
 type Log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
-export function xdsSource(file: string, log: Log): { source: ConfigSource; admin: { host: string; port: number } | null } {
+export function xdsSource(file: string, log: Log, identityTokenFile?: string): { source: ConfigSource; admin: { host: string; port: number } | null } {
   const b = loadBootstrap(file);
   if (b.ads === null) throw new Error(`${file}: dynamic_resources.ads_config is needed (static-only bootstraps are not supported; use --config)`);
   if (b.ignored.length > 0) log('info', 'bootstrap fields ignored (they do not change traffic)', { fields: b.ignored });
-  return xdsSourceFor(b, log);
+  return xdsSourceFor(b, log, identityTokenFile);
 }
 
-/** The config source of a parsed bootstrap (the demo builds one in code). */
-export function xdsSourceFor(b: Bootstrap, log: Log): { source: ConfigSource; admin: { host: string; port: number } | null } {
+/** The config source of a parsed bootstrap (the demo builds one in code), with a workload identity when a token is given. */
+export function xdsSourceFor(b: Bootstrap, log: Log, identityTokenFile?: string): { source: ConfigSource; admin: { host: string; port: number } | null } {
+  const host = b.ads!.host.includes(':') ? `[${b.ads!.host}]` : b.ads!.host;
+  const identity = identityTokenFile === undefined ? null : new IdentityClient({ server: `${host}:${b.ads!.port}`, tokenFile: identityTokenFile, log });
+  if (identity !== null) void identity.start();
   const client = new AdsClient(b, { log });
   const source: ConfigSource = {
     first: () => {
@@ -24,8 +28,19 @@ export function xdsSourceFor(b: Bootstrap, log: Log): { source: ConfigSource; ad
     },
     onSnapshot: (cb) => client.on('snapshot', cb),
     onInvalid: (cb) => client.on('invalid', cb),
-    stop: () => client.stop(),
-    describe: () => ({ ads: b.ads, node: b.node, responses: client.counts, secrets: client.describeSecrets() }),
+    stop: () => {
+      client.stop();
+      identity?.stop();
+    },
+    // Not ready without an identity when one was asked for: peers would refuse this proxy.
+    ready: () => identity === null || identity.current !== null,
+    describe: () => ({
+      ads: b.ads,
+      node: b.node,
+      responses: client.counts,
+      secrets: client.describeSecrets(),
+      identity: identity === null ? null : identity.current === null ? 'pending' : { spiffeId: identity.current.spiffeId, validUntil: new Date(identity.current.notAfterMs).toISOString(), renewals: identity.counts },
+    }),
   };
   return { source, admin: b.admin };
 }

@@ -19,6 +19,8 @@ export interface ConfigSource {
   stop(): void;
   /** For the config dump (e.g. the xDS server and node). */
   describe?(): unknown;
+  /** False while the source holds back readiness (e.g. no workload identity yet). */
+  ready?(): boolean;
 }
 
 export interface ProxyRunOptions {
@@ -115,7 +117,7 @@ export async function runProxy(o: ProxyRunOptions): Promise<RunningProxy> {
       const restarts = supervisor.workerStatus().reduce((a, w) => a + w.restarts, 0);
       return renderMetrics(ws, { configVersion: supervisor.currentSnapshot?.version ?? '', reloads, workerRestarts: restarts, startTimeSeconds: started });
     },
-    ready: () => supervisor.ready,
+    ready: () => supervisor.ready && (o.source?.ready?.() ?? true),
     configDump: () => ({
       version: supervisor.currentSnapshot?.version,
       workers: supervisor.workerStatus(),

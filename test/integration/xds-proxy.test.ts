@@ -4,45 +4,14 @@
 
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type FaultFleet, startFaultUpstreams } from '../../perf/reliability/fault-upstream';
 import { sleep } from '../helpers/admin-probe';
 import { TempConfig } from '../helpers/config-file';
 import { count, runRequests } from '../helpers/load';
-import { BOWLINE_BIN, eventually, type ProxyProcess, startProxy } from '../helpers/proxy-process';
-
-interface Control {
-  child: ChildProcess;
-  port: number;
-  out: () => string;
-  stop(): Promise<void>;
-}
-
-async function startControl(meshFile: string, port = 0): Promise<Control> {
-  const child = spawn(process.execPath, [BOWLINE_BIN, 'control', '--config', meshFile, '--listen', `127.0.0.1:${port}`, '--admin', '127.0.0.1:0', '--build-threads', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const m = /xds on [^:]+:(\d+)/.exec(out);
-    if (m) {
-      return {
-        child,
-        port: Number(m[1]),
-        out: () => out,
-        stop: async () => {
-          if (child.exitCode === null) child.kill('SIGTERM');
-          await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
-        },
-      };
-    }
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`bowline control did not start:\n${out}`);
-    await sleep(25);
-  }
-}
+import { startControl } from '../helpers/control-process';
+import { eventually, type ProxyProcess, startProxy } from '../helpers/proxy-process';
 
 let fleet: FaultFleet;
 let mesh: TempConfig;

@@ -49,8 +49,16 @@ export class ControlMetrics {
     else bump(this.nacks, key, 1);
   }
 
+  /** Set by the control plane when it issues certificates. */
+  identity: { issued: number; refused: Map<string, number> } | null = null;
+
   render(): string {
     const out: string[] = [];
+    if (this.identity !== null) {
+      out.push('# HELP identity_certificates_issued_total Workload certificates issued.', '# TYPE identity_certificates_issued_total counter', `identity_certificates_issued_total ${this.identity.issued}`);
+      out.push('# HELP identity_certificates_refused_total Certificate requests refused, by reason (token, identity, csr).', '# TYPE identity_certificates_refused_total counter');
+      for (const [r, n] of this.identity.refused) out.push(`identity_certificates_refused_total{reason="${esc(r)}"} ${n}`);
+    }
     const family = (name: string, type: string, help: string, m: Map<string, number>): void => {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
       for (const [k, v] of m) out.push(`${name}{${k}} ${v}`);

@@ -11,6 +11,9 @@ import type { StreamContext } from './discovery-streams';
 import type { MeshSource } from './mesh-source';
 import { PushGate } from './push-gate';
 import { SnapshotCache } from './snapshot-cache';
+import type { CertificateAuthority } from './ca/authority';
+import { addIdentityService, type IdentityCounters } from './ca/identity-service';
+import type { TokenVerifier } from './ca/token-verifier';
 
 export type Log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
@@ -23,6 +26,8 @@ export interface ControlPlaneOptions {
   /** Bound on responses written but not flushed, all clients together (default 64 MiB). */
   maxPendingPushBytes?: number;
   log?: Log;
+  /** Certificate issuance on the same gRPC server (the Identity service). */
+  identity?: { ca: CertificateAuthority; verifier: TokenVerifier };
 }
 
 export class ControlPlane {
@@ -49,7 +54,14 @@ export class ControlPlane {
       nextNonce: () => (++this.nonce).toString(36),
     };
     this.server = createXdsServer(ctx);
+    if (o.identity !== undefined) {
+      this.identity = addIdentityService(this.server, o.identity.ca, o.identity.verifier, (level, msg, f) => this.log(level, msg, f));
+      this.metrics.identity = this.identity;
+    }
   }
+
+  /** Issued and refused certificates (with an identity service). */
+  identity: IdentityCounters | null = null;
 
   async start(): Promise<void> {
     const first = this.o.source.start();

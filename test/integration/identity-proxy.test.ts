@@ -1,0 +1,83 @@
+// A proxy fed by the control plane gets its workload certificate from it (both real processes):
+// `bowline token` mints a token, `bowline control --ca-dir` issues, `bowline proxy --identity-token`
+// is ready only once it holds a certificate, and shows the identity (never the key) in its dump.
+
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { TempConfig } from '../helpers/config-file';
+import { type Control, startControl } from '../helpers/control-process';
+import { admin, BOWLINE_BIN, eventually, startProxy } from '../helpers/proxy-process';
+
+let mesh: TempConfig;
+let cp: Control;
+
+function bootstrap(port: number): string {
+  const file = join(mesh.dir, 'bootstrap.yaml');
+  writeFileSync(
+    file,
+    `node: { id: web-1, cluster: web, locality: { zone: z1 } }
+dynamic_resources:
+  ads_config: { api_type: DELTA_GRPC, grpc_services: [{ envoy_grpc: { cluster_name: xds } }] }
+static_resources:
+  clusters:
+    - name: xds
+      type: STATIC
+      load_assignment: { cluster_name: xds, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${port} } } } }] }] }
+`,
+  );
+  return file;
+}
+
+before(async () => {
+  mesh = new TempConfig(`
+listeners: [{ name: out, address: 127.0.0.1:0, routes: [r] }]
+services: [{ name: web, endpoints: [{ address: 127.0.0.1:9, zone: z1 }] }]
+routes: [{ name: r, backendRefs: [{ name: web }] }]
+`);
+  writeFileSync(join(mesh.dir, 'token-secret'), Buffer.alloc(48, 3));
+  cp = await startControl(mesh.file, 0, ['--ca-dir', join(mesh.dir, 'ca'), '--generate-ca', '--trust-domain', 'mesh.test', '--token-secret', join(mesh.dir, 'token-secret')]);
+});
+
+after(async () => {
+  await cp?.stop();
+  mesh?.remove();
+});
+
+function token(sa: string, secret = 'token-secret'): string {
+  const f = join(mesh.dir, `${sa}-${secret}.token`);
+  writeFileSync(f, execFileSync(process.execPath, [BOWLINE_BIN, 'token', '--secret', join(mesh.dir, secret), '--namespace', 'shop', '--service-account', sa]));
+  return f;
+}
+
+test('the proxy becomes ready once it holds a certificate for its workload identity', { timeout: 30_000 }, async () => {
+  assert.match(cp.out(), /issuing certificates for mesh\.test/);
+  const p = await startProxy(['--bootstrap', bootstrap(cp.port), '--identity-token', token('web'), '--workers', '1'], { timeoutMs: 20_000 });
+  try {
+    await eventually(async () => (await admin(p, '/ready')).status === 200, 10_000, 'ready');
+    const dump = JSON.parse((await admin(p, '/config_dump')).body) as { source: { identity: { spiffeId: string; validUntil: string } } };
+    assert.equal(dump.source.identity.spiffeId, 'spiffe://mesh.test/ns/shop/sa/web');
+    assert.ok(Date.parse(dump.source.identity.validUntil) > Date.now() + 23 * 3600 * 1000, 'a 24 h certificate');
+    assert.doesNotMatch(JSON.stringify(dump), /PRIVATE KEY/);
+    const m = await (await fetch(`http://127.0.0.1:${cp.adminPort}/metrics`)).text();
+    assert.match(m, /^identity_certificates_issued_total [1-9]/m);
+  } finally {
+    await p.stop();
+  }
+});
+
+test('with a token the control plane refuses, the proxy serves its config but never turns ready', { timeout: 30_000 }, async () => {
+  writeFileSync(join(mesh.dir, 'wrong-secret'), Buffer.alloc(48, 4));
+  const p = await startProxy(['--bootstrap', bootstrap(cp.port), '--identity-token', token('web', 'wrong-secret'), '--workers', '1'], { timeoutMs: 20_000 });
+  try {
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal((await admin(p, '/ready')).status, 503);
+    assert.match(p.stderr(), /identity certificate request failed/);
+    const m = await (await fetch(`http://127.0.0.1:${cp.adminPort}/metrics`)).text();
+    assert.match(m, /identity_certificates_refused_total\{reason="token"\} [1-9]/);
+  } finally {
+    await p.stop();
+  }
+});
