@@ -7,6 +7,7 @@ import type { Clock } from './clock';
 import type { Cluster } from './cluster';
 import type { MetricsRegistry, TcpStats } from './metrics/registry';
 import type { RouteTable } from './router/route-table';
+import type { MeshTls } from './tls/mesh-tls';
 
 export interface ListenerRuntime {
   readonly name: string;
@@ -37,6 +38,8 @@ export interface TrackedConnection {
 
 export interface ProxyContext {
   readonly clock: Clock;
+  /** Mesh TLS with this proxy's identity; null without one. */
+  readonly meshTls: MeshTls | null;
   /** Uniform [0, 1) randomness (balancing, backoff jitter): injected for deterministic tests. */
   readonly rng: () => number;
   readonly metrics: MetricsRegistry;

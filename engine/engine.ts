@@ -34,6 +34,7 @@ import { CompiledRetry } from './retry/retry-policy';
 import { Endpoint, endpointKey } from './pool/endpoint';
 import { CompiledRoute, RouteTable } from './router/route-table';
 import { TcpForward } from './tcp/tcp-forward';
+import type { MeshTls } from './tls/mesh-tls';
 
 export interface EngineOptions {
   workerId?: number;
@@ -59,6 +60,7 @@ export class Engine implements ProxyContext {
   private listeners = new Map<string, ListenerRuntime>();
   private endpoints = new Map<string, Endpoint>();
   private clusters = new Map<string, Cluster>();
+  meshTls: MeshTls | null = null;
   private readonly healthEpoch = new HealthEpoch();
   /** Balancer queues by service name: they survive reloads with their waiters. */
   private queues = new Map<string, RequestQueue>();
@@ -115,6 +117,12 @@ export class Engine implements ProxyContext {
   apply(s: EngineSnapshot): void {
     const endpoints = new Map<string, Endpoint>();
     const clusters = new Map<string, Cluster>();
+    if (s.identity === undefined) this.meshTls = null;
+    else if (this.meshTls === null || !this.meshTls.sameAs(s.identity)) {
+      // Loaded only with an identity: node:tls costs memory a plaintext proxy does not spend.
+      const { MeshTls: Mesh } = require('./tls/mesh-tls') as typeof import('./tls/mesh-tls');
+      this.meshTls = new Mesh(s.identity);
+    }
     for (const svc of s.services) {
       const eps: Endpoint[] = [];
       for (const e of svc.endpoints) {
@@ -125,6 +133,11 @@ export class Engine implements ProxyContext {
         ep.weight = e.weight;
         ep.pool = svc.pool;
         ep.live = true;
+        if ((ep.identity ?? undefined) !== e.identity) {
+          // Plaintext and mesh TLS connections do not mix in one pool.
+          ep.closeIdle();
+          ep.identity = e.identity ?? null;
+        }
         ep.traffic = this.zoneTraffic(s.zone, e.zone, s.zoneTransferUsdPerGb ?? DEFAULT_ZONE_TRANSFER_USD_PER_GB);
         endpoints.set(key, ep);
         eps.push(ep);
@@ -319,8 +332,10 @@ export class Engine implements ProxyContext {
       socket.setTimeout(0);
       if (kind === Detected.Http1) {
         new Http1Downstream(this, inbound, lr, listenerName).start(seen, ended);
+      } else if (kind === Detected.Tls && this.meshTls !== null && !ended && seen !== null) {
+        this.terminateMeshTls(listenerName, lr, inbound, seen);
       } else {
-        // HTTP/2 and TLS are forwarded opaquely until their handlers exist.
+        // HTTP/2, and TLS without a mesh identity, are forwarded opaquely.
         new TcpForward(this, inbound, lr, lr.defaultCluster, seen, ended);
       }
     };
@@ -360,6 +375,62 @@ export class Engine implements ProxyContext {
     socket.on('error', onError);
     socket.on('timeout', onTimeout);
     socket.setTimeout(lr.snapshot.detectTimeoutMs);
+  }
+
+  /**
+   * Mesh TLS inbound: the ClientHello already read goes back to the socket, TLS 1.3 is terminated with
+   * this proxy's identity, and the client must present a certificate from the mesh's anchors. The
+   * plaintext inside is detected again (HTTP/1 or opaque TCP) and served knowing the peer's identity.
+   */
+  private terminateMeshTls(listenerName: string, lr: ListenerRuntime, inbound: Inbound, seen: Buffer): void {
+    const raw = inbound.socket;
+    const mesh = this.meshTls!;
+    inbound.sink = () => {};
+    raw.unshift(seen);
+    const handshakeFailed = this.metrics.counter('tls_handshakes_total', { direction: lr.direction, result: 'failed' });
+    const timer = setTimeout(() => {
+      mesh.forget(raw);
+      raw.destroy();
+    }, lr.snapshot.detectTimeoutMs);
+    let settled = false;
+    raw.once('close', () => {
+      clearTimeout(timer);
+      mesh.forget(raw);
+      // tls.Server drops a client whose certificate does not verify without a word: count it here.
+      if (!settled) handshakeFailed.value++;
+    });
+    mesh.accept(raw, (err, t) => {
+      settled = true;
+      clearTimeout(timer);
+      if (err !== null || t === null) {
+        // No client certificate, another CA's, an expired one, not TLS 1.3: refused.
+        handshakeFailed.value++;
+        raw.destroy();
+        return;
+      }
+      this.metrics.counter('tls_handshakes_total', { direction: lr.direction, result: 'ok' }).value++;
+      const { peerIdentity } = require('./tls/mesh-tls') as typeof import('./tls/mesh-tls');
+      const peer = peerIdentity(t.getPeerCertificate());
+      const inner = Inbound.adopt(t, true);
+      // The plaintext's first bytes decide, as they would on a plain connection.
+      let first: Buffer | null = null;
+      let decided = false;
+      const decideInner = (ended: boolean): void => {
+        decided = true;
+        inner.sink = () => {};
+        if (first !== null && detectProtocol(first) === Detected.Http1) new Http1Downstream(this, inner, lr, listenerName, peer).start(first, ended);
+        else new TcpForward(this, inner, lr, lr.defaultCluster, first, ended);
+      };
+      inner.sink = (chunk: Buffer) => {
+        first = first === null ? Buffer.from(chunk) : Buffer.concat([first, chunk]);
+        const kind = detectProtocol(first);
+        if (kind === Detected.NeedMore && first.length < DETECT_MAX_BYTES) return;
+        decideInner(false);
+      };
+      t.once('end', () => {
+        if (!decided && first !== null) decideInner(true);
+      });
+    });
   }
 
   private sweep(): void {

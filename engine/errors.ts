@@ -47,6 +47,8 @@ export const enum ErrorCode {
   FailFast,
   /** An exchange saw no bytes either way for the idle timeout. */
   IdleTimeout,
+  /** A meshed endpoint needs mutual TLS and this proxy has no identity (yet). */
+  NoIdentity,
 }
 
 interface ErrorInfo {
@@ -96,6 +98,7 @@ def(ErrorCode.Draining, 503, 'draining', 'Service Unavailable');
 def(ErrorCode.LoadShed, 503, 'load-shed', 'Service Unavailable');
 def(ErrorCode.FailFast, 504, 'fail-fast', 'Gateway Timeout');
 def(ErrorCode.IdleTimeout, 504, 'idle-timeout', 'Gateway Timeout');
+def(ErrorCode.NoIdentity, 502, 'no-identity', 'Bad Gateway');
 
 export function errorInfo(code: ErrorCode): ErrorInfo {
   return TABLE[code] ?? TABLE[ErrorCode.None];

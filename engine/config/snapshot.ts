@@ -33,6 +33,20 @@ export interface EndpointSnapshot {
   zone: string;
   /** Relative weight for balancing (default 1). */
   weight: number;
+  /**
+   * A meshed endpoint's SPIFFE ID: traffic to it is wrapped in mutual TLS 1.3 and its certificate
+   * must name exactly this identity. Absent: plaintext.
+   */
+  identity?: string;
+}
+
+/** The proxy's own workload identity: what it presents on mesh TLS, and the anchors it trusts. */
+export interface IdentitySnapshot {
+  spiffeId: string;
+  /** Leaf then issuer, PEM. */
+  certChainPem: string;
+  keyPem: string;
+  trustBundlePem: string;
 }
 
 export interface PoolSettings {
@@ -231,6 +245,8 @@ export interface EngineSnapshot {
   http: HttpSettings;
   /** Ports whose traffic is never sniffed (listener ports now; original destinations later). */
   opaquePorts: number[];
+  /** Mesh TLS: without it, TLS arriving inbound is forwarded opaquely and meshed endpoints are refused. */
+  identity?: IdentitySnapshot;
 }
 
 export const DEFAULT_HTTP_SETTINGS: Readonly<HttpSettings> = Object.freeze({

@@ -25,6 +25,9 @@ import type { Http1Upstream } from './upstream';
 /** Pipelined bytes buffered while a request is in flight before the client is paused. */
 const MAX_STASH_BYTES = 64 * 1024;
 
+/** Linkerd's header for the client's mesh identity, as the app sees it. */
+const CLIENT_ID_HEADER = 'l5d-client-id';
+
 const METHOD_NAMES = ['', 'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'];
 
 const IDEMPOTENT = new Set<Method>([Method.Get, Method.Head, Method.Put, Method.Delete, Method.Options, Method.Trace]);
@@ -52,8 +55,11 @@ export class Http1Downstream extends Http1Exchange implements TrackedConnection,
     inbound: Inbound,
     lr: ListenerRuntime,
     private readonly listener: string,
+    /** The client's SPIFFE ID when it came over mesh TLS (checked against the trust bundle). */
+    readonly peerIdentity: string | null = null,
   ) {
     super(ctx, inbound, lr);
+    if (peerIdentity !== null) this.idHeader = Buffer.from(`${CLIENT_ID_HEADER}: ${peerIdentity}\r\n`, 'latin1');
     const socket = inbound.socket;
     this.gen = ctx.generation;
     inbound.sink = (chunk: Buffer) => {
@@ -194,6 +200,8 @@ export class Http1Downstream extends Http1Exchange implements TrackedConnection,
       this.lr = lr;
     }
     if ((h.conn & ConnFlag.Other) !== 0) markConnectionNamedFields(buf, h);
+    // The client identity header is the proxy's word alone: a copy from outside never reaches the app.
+    if (this.lr.direction === 'inbound') h.dropAll(buf, CLIENT_ID_HEADER);
     const isConnect = h.method === Method.Connect;
     this.closeAfter =
       ctx.draining || (h.conn & ConnFlag.Close) !== 0 || (h.versionMinor === 0 && (h.conn & ConnFlag.KeepAlive) === 0);
@@ -289,6 +297,11 @@ export class Http1Downstream extends Http1Exchange implements TrackedConnection,
     const endpoint = this.pickEndpoint();
     if (endpoint === null) {
       this.localReplyForRequest(ErrorCode.NoEndpoints, end);
+      return;
+    }
+    if (endpoint.identity !== null && this.ctx.meshTls === null) {
+      // Zero trust: a meshed endpoint is reached over mutual TLS or not at all.
+      this.localReplyForRequest(ErrorCode.NoIdentity, end);
       return;
     }
     this.stats = this.statsFor(this.route, this.cluster, endpoint);

@@ -105,6 +105,8 @@ export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
   protected pendingRetryCode = ErrorCode.None;
 
   protected readonly socket: net.Socket;
+  /** `l5d-client-id: <SPIFFE ID>` for the app, when the client came over mesh TLS; else null. */
+  protected idHeader: Buffer | null = null;
 
   constructor(
     protected readonly ctx: ProxyContext,
@@ -196,9 +198,9 @@ export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
    */
   protected writeRequestHead(up: Http1Upstream, buf: Buffer): boolean {
     const h = this.h;
-    const ok = this.upgrade
-      ? writeHead(up.socket, buf, h, CONNECTION_UPGRADE, h.upgradeField)
-      : writeHead(up.socket, buf, h, h.versionMinor === 0 ? CONNECTION_KEEP_ALIVE : null);
+    let extra: Buffer | null = this.upgrade ? CONNECTION_UPGRADE : h.versionMinor === 0 ? CONNECTION_KEEP_ALIVE : null;
+    if (this.idHeader !== null) extra = extra === null ? this.idHeader : Buffer.concat([this.idHeader, extra]);
+    const ok = writeHead(up.socket, buf, h, extra, this.upgrade ? h.upgradeField : -1);
     this.inbound.afterWrite(up.socket);
     return ok;
   }

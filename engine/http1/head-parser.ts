@@ -127,6 +127,20 @@ export class HeadInfo {
   name(buf: Buffer, i: number): string {
     return buf.toString('latin1', this.base + this.fields[i * 6], this.base + this.fields[i * 6 + 1]).toLowerCase();
   }
+  /** Marks every field with this lower-case name as dropped; returns how many. */
+  dropAll(buf: Buffer, lowerName: string): number {
+    const f = this.fields;
+    const b = this.base;
+    let n = 0;
+    for (let i = 0; i < this.count; i++) {
+      if (f[i * 6 + 1] - f[i * 6] === lowerName.length && equalsLower(buf, b + f[i * 6], b + f[i * 6 + 1], lowerName)) {
+        this.markDrop(i);
+        n++;
+      }
+    }
+    return n;
+  }
+
   /** Index of the first field with this lower-case name, or -1. */
   find(buf: Buffer, lowerName: string): number {
     const f = this.fields;

@@ -82,16 +82,28 @@ export class Http1Upstream implements Poolable, TrackedConnection {
     ctx.track(this);
     tcp.opened++;
     tcp.open++;
-    const s = net.connect({
-      host: endpoint.host,
-      port: endpoint.port,
-      noDelay: true,
-      onread: { buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES), callback: (n: number, buf: Uint8Array) => this.onRead(n, buf as Buffer) },
-    });
+    let s: net.Socket;
+    const mesh = endpoint.identity !== null ? ctx.meshTls : null;
+    if (mesh !== null) {
+      // A meshed endpoint: mutual TLS 1.3, its certificate must name its identity.
+      s = mesh.connect(endpoint.host, endpoint.port, endpoint.identity!);
+      s.setNoDelay(true);
+      s.on('data', (chunk: Buffer) => this.onRead(chunk.length, chunk));
+      s.on('secureConnect', () => {
+        this.connecting = false;
+      });
+    } else {
+      s = net.connect({
+        host: endpoint.host,
+        port: endpoint.port,
+        noDelay: true,
+        onread: { buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES), callback: (n: number, buf: Uint8Array) => this.onRead(n, buf as Buffer) },
+      });
+      s.on('connect', () => {
+        this.connecting = false;
+      });
+    }
     this.socket = s;
-    s.on('connect', () => {
-      this.connecting = false;
-    });
 
     s.on('end', () => this.onEnd());
     s.on('error', (e: NodeJS.ErrnoException) => {

@@ -31,6 +31,8 @@ export class Endpoint<C extends Poolable = Poolable> {
   health: EndpointHealth | null = null;
   /** Where this endpoint's traffic is counted (set when a snapshot is applied). */
   traffic: ZoneTraffic | null = null;
+  /** A meshed endpoint's SPIFFE ID (mutual TLS, checked); null: plaintext. */
+  identity: string | null = null;
 
   constructor(
     readonly host: string,

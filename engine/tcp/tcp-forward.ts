@@ -38,14 +38,23 @@ export class TcpForward implements TrackedConnection {
       client.destroy();
       return;
     }
-    const up = net.connect({ host: ep.host, port: ep.port, noDelay: true, allowHalfOpen: true });
+    const mesh = ep.identity !== null ? ctx.meshTls : null;
+    if (ep.identity !== null && mesh === null) {
+      // Zero trust: a meshed endpoint is reached over mutual TLS or not at all.
+      client.destroy();
+      return;
+    }
+    const up: net.Socket =
+      mesh !== null
+        ? mesh.connect(ep.host, ep.port, ep.identity!, false)
+        : net.connect({ host: ep.host, port: ep.port, noDelay: true, allowHalfOpen: true });
     this.upstream = up;
     this.connectTimeoutMs = cluster!.connectTimeoutMs;
     const t = lr.dstTcp;
     t.opened++;
     t.open++;
     this.upCounted = true;
-    up.on('connect', () => {
+    up.on(mesh !== null ? 'secureConnect' : 'connect', () => {
       this.connected = true;
       cluster!.balancer.outcome(ep, Outcome.Success);
     });

@@ -14,6 +14,7 @@ export interface ConfigFile {
 export interface ProxyConfig {
   zone?: string;
   zoneTransferUsdPerGb?: number;
+  identity?: { certificateChainFile: string; privateKeyFile: string; trustBundleFile: string };
   http?: {
     maxHeadBytes?: number;
     headTimeoutMs?: number;
@@ -51,7 +52,9 @@ export interface TimeoutFields {
 
 export interface ServiceConfig extends TimeoutFields {
   name: string;
-  endpoints: { address: string; zone?: string; weight?: number }[];
+  endpoints: { address: string; zone?: string; weight?: number; identity?: string }[];
+  /** The SPIFFE ID of every endpoint that names none (meshed: mutual TLS). */
+  identity?: string;
   connectTimeoutMs?: number;
   requestTimeoutMs?: number;
   balancer?: 'p2c-ewma' | 'round-robin' | 'least-request';
@@ -123,6 +126,12 @@ const TOKEN = {
   type: 'string',
   pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$",
   description: 'a token (letters, digits and !#$%&\'*+.^_`|~-, no spaces)',
+} as const;
+
+const SPIFFE_ID = {
+  type: 'string',
+  pattern: '^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._~!$&\'()*+,;=:@%-]+)+$',
+  description: 'a SPIFFE ID (spiffe://trust-domain/path)',
 } as const;
 
 const RATIO = { type: 'number', minimum: 0, maximum: 1 } as const;
@@ -201,6 +210,12 @@ export const CONFIG_FILE_SCHEMA = {
       properties: {
         zone: { type: 'string' },
         zoneTransferUsdPerGb: { type: 'number', minimum: 0 },
+        identity: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['certificateChainFile', 'privateKeyFile', 'trustBundleFile'],
+          properties: { certificateChainFile: { type: 'string', minLength: 1 }, privateKeyFile: { type: 'string', minLength: 1 }, trustBundleFile: { type: 'string', minLength: 1 } },
+        },
         http: {
           type: 'object',
           additionalProperties: false,
@@ -246,9 +261,10 @@ export const CONFIG_FILE_SCHEMA = {
               type: 'object',
               additionalProperties: false,
               required: ['address'],
-              properties: { address: ADDRESS, zone: { type: 'string' }, weight: WEIGHT },
+              properties: { address: ADDRESS, zone: { type: 'string' }, weight: WEIGHT, identity: SPIFFE_ID },
             },
           },
+          identity: SPIFFE_ID,
           connectTimeoutMs: DURATION_MS,
           requestTimeoutMs: DURATION_MS,
           responseTimeoutMs: DURATION_MS,

@@ -5,6 +5,7 @@
 // `FILE: field.path: reason` (or `FILE:LINE:COL: reason` for YAML syntax) naming the file's own
 // fields, never the snapshot's. Runs on the main thread; loadConfigFile reads synchronously.
 
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseSocketAddress } from './socket-address';
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
@@ -22,8 +23,10 @@ import { DEFAULT_BALANCER,
   DEFAULT_DETECT_TIMEOUT_MS,
   DEFAULT_HTTP_SETTINGS,
   DEFAULT_POOL_SETTINGS,
+  type EndpointSnapshot,
   type EngineSnapshot,
   type HeaderMatch,
+  type IdentitySnapshot,
   type ListenerSnapshot,
   type RouteMatchSnapshot,
   type RouteSnapshot,
@@ -328,11 +331,12 @@ function translate(file: ConfigFile, version: string): Translation {
 
   const services: ServiceSnapshot[] = file.services.map((svc, i) => ({
     name: svc.name,
-    endpoints: svc.endpoints.map((ep, j) => ({
-      address: address(['services', i, 'endpoints', j, 'address'], ep.address, 1),
-      zone: ep.zone ?? '',
-      weight: ep.weight ?? 1,
-    })),
+    endpoints: svc.endpoints.map((ep, j) => {
+      const e: EndpointSnapshot = { address: address(['services', i, 'endpoints', j, 'address'], ep.address, 1), zone: ep.zone ?? '', weight: ep.weight ?? 1 };
+      const id = ep.identity ?? svc.identity;
+      if (id !== undefined) e.identity = id;
+      return e;
+    }),
     pool: { ...DEFAULT_POOL_SETTINGS, ...svc.pool },
     connectTimeoutMs: svc.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
     ...translateServicePolicies(svc),
@@ -386,6 +390,10 @@ function translate(file: ConfigFile, version: string): Translation {
     http: { ...DEFAULT_HTTP_SETTINGS, ...proxy.http },
     opaquePorts: [...(proxy.opaquePorts ?? [])],
   };
+  if (proxy.identity !== undefined) {
+    const id = readIdentity(proxy.identity, problems);
+    if (id !== null) snapshot.identity = id;
+  }
   return { snapshot, problems, origins };
 }
 
@@ -436,6 +444,42 @@ function translateRoute(
   });
   origins.routes.push({ route: at, rule: at, ruleNamed: false, ruleTimeout: false, ruleRetry: false });
   return [r.name];
+}
+
+/**
+ * The proxy's identity from PEM files (a certificate chain, its key, the trust bundle): checked to
+ * parse, to match, and to carry one SPIFFE ID, which becomes the proxy's identity.
+ */
+function readIdentity(f: NonNullable<ConfigFile['proxy']>['identity'] & object, problems: ConfigProblem[]): IdentitySnapshot | null {
+  const read = (field: string, file: string): string | null => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (e) {
+      problems.push({ field: `proxy.identity.${field}`, reason: `cannot read ${file}: ${(e as Error).message}` });
+      return null;
+    }
+  };
+  const chain = read('certificateChainFile', f.certificateChainFile);
+  const key = read('privateKeyFile', f.privateKeyFile);
+  const bundle = read('trustBundleFile', f.trustBundleFile);
+  if (chain === null || key === null || bundle === null) return null;
+  try {
+    const leaf = new X509Certificate(chain);
+    if (!leaf.checkPrivateKey(createPrivateKey(key))) {
+      problems.push({ field: 'proxy.identity.privateKeyFile', reason: 'the key does not match the certificate' });
+      return null;
+    }
+    const ids = (leaf.subjectAltName ?? '').split(',').map((x) => x.trim()).filter((x) => x.startsWith('URI:spiffe://'));
+    if (ids.length !== 1) {
+      problems.push({ field: 'proxy.identity.certificateChainFile', reason: `the certificate must carry exactly one SPIFFE ID (URI SAN), found ${ids.length}` });
+      return null;
+    }
+    new X509Certificate(bundle);
+    return { spiffeId: ids[0]!.slice(4), certChainPem: chain, keyPem: key, trustBundlePem: bundle };
+  } catch (e) {
+    problems.push({ field: 'proxy.identity', reason: (e as Error).message });
+    return null;
+  }
 }
 
 /** Balancing, failure accrual, queueing, retry and timeout settings of a service, defaults filled in. */

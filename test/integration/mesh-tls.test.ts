@@ -1,0 +1,150 @@
+// Mutual TLS between two real Bowline proxies: the client side wraps traffic to a meshed endpoint in
+// TLS 1.3 and checks the server's SPIFFE ID; the server side detects the ClientHello, terminates
+// TLS, requires a client certificate from the mesh's anchors, and tells the app who called in
+// l5d-client-id (a forged copy from outside never gets through). Plaintext still works inbound.
+
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tls from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import { type Identity, IdentityClient } from '../../xds/client/identity-client';
+import { CertificateAuthority } from '../../xds/server/ca/authority';
+import { addIdentityService } from '../../xds/server/ca/identity-service';
+import { signToken, SignedTokenVerifier } from '../../xds/server/ca/token-verifier';
+import { TempConfig } from '../helpers/config-file';
+import { type ProxyProcess, startProxy } from '../helpers/proxy-process';
+import { close, echoServer } from '../helpers/upstream';
+
+const SECRET = Buffer.alloc(32, 5);
+let dir: string;
+let app: Awaited<ReturnType<typeof echoServer>>;
+const cleanup: (() => Promise<void> | void)[] = [];
+
+/** Certificates from a CA (generated in `caDir`), for the given service accounts. */
+async function identities(caDir: string, sas: string[]): Promise<Record<string, Identity>> {
+  const ca = await CertificateAuthority.open({ dir: caDir, trustDomain: 'mesh.test', generate: true });
+  const server = new grpc.Server();
+  addIdentityService(server, ca, new SignedTokenVerifier(SECRET), () => {});
+  const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+  const out: Record<string, Identity> = {};
+  for (const sa of sas) {
+    const tf = join(dir, `${sa}.token`);
+    writeFileSync(tf, signToken(SECRET, { namespace: 'shop', serviceAccount: sa }, 600));
+    const c = new IdentityClient({ server: `127.0.0.1:${port}`, tokenFile: tf });
+    out[sa] = await c.start();
+    c.stop();
+  }
+  server.forceShutdown();
+  return out;
+}
+
+function identityFiles(name: string, id: Identity): string {
+  const files = { chain: join(dir, `${name}.crt`), key: join(dir, `${name}.key`), bundle: join(dir, `${name}-bundle.crt`) };
+  writeFileSync(files.chain, id.certChainPem);
+  writeFileSync(files.key, id.keyPem);
+  writeFileSync(files.bundle, id.trustBundlePem);
+  return `  identity: { certificateChainFile: ${files.chain}, privateKeyFile: ${files.key}, trustBundleFile: ${files.bundle} }`;
+}
+
+let ids: Record<string, Identity>;
+let strangers: Record<string, Identity>;
+let serverProxy: ProxyProcess;
+
+async function proxy(yaml: string): Promise<ProxyProcess> {
+  const cfg = new TempConfig(yaml);
+  const p = await startProxy(['--config', cfg.file, '--workers', '1']);
+  cleanup.push(async () => {
+    await p.stop();
+    cfg.remove();
+  });
+  return p;
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'bowline-mtls-'));
+  ids = await identities(join(dir, 'ca'), ['web', 'api']);
+  strangers = await identities(join(dir, 'other-ca'), ['web']);
+  app = await echoServer();
+  serverProxy = await proxy(`
+proxy:
+${identityFiles('api', ids['api']!)}
+listeners: [{ name: in, address: 127.0.0.1:0, direction: inbound, defaultService: app }]
+services: [{ name: app, endpoints: [{ address: 127.0.0.1:${app.port} }] }]
+`);
+});
+
+after(async () => {
+  for (const c of cleanup.reverse()) await c();
+  if (app) await close(app.server);
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function clientProxy(expected: string, id: Identity = ids['web']!): Promise<ProxyProcess> {
+  return proxy(`
+proxy:
+${identityFiles(`client-${Math.random().toString(36).slice(2)}`, id)}
+listeners: [{ name: out, address: 127.0.0.1:0, defaultService: api }]
+services:
+  - name: api
+    identity: ${expected}
+    endpoints: [{ address: 127.0.0.1:${serverProxy.ports.in} }]
+    retry: { maxRetries: 0 }
+`);
+}
+
+async function get(port: number, headers: Record<string, string> = {}): Promise<{ status: number; body: string; error: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}/x`, { headers, signal: AbortSignal.timeout(5000) });
+  return { status: res.status, body: await res.text(), error: res.headers.get('l5d-proxy-error') ?? '' };
+}
+
+test('proxy to proxy over mutual TLS: the app learns the caller, and a forged l5d-client-id is dropped', { timeout: 30_000 }, async () => {
+  const c = await clientProxy('spiffe://mesh.test/ns/shop/sa/api');
+  const r = await get(c.ports.out!, { 'l5d-client-id': 'spiffe://mesh.test/ns/shop/sa/admin' });
+  assert.equal(r.status, 200, r.body);
+  const seen = JSON.parse(r.body) as { headers: Record<string, string> };
+  assert.equal(seen.headers['l5d-client-id'], 'spiffe://mesh.test/ns/shop/sa/web');
+});
+
+test('the client side refuses a server whose certificate names another identity (SAN mismatch)', { timeout: 30_000 }, async () => {
+  const c = await clientProxy('spiffe://mesh.test/ns/shop/sa/billing');
+  const r = await get(c.ports.out!);
+  assert.equal(r.status, 502);
+  assert.equal(r.error, 'connect-failed');
+});
+
+test('the server side refuses clients without a certificate, or with one from another CA', { timeout: 30_000 }, async () => {
+  const attempt = (o: tls.ConnectionOptions): Promise<string> =>
+    new Promise((resolve) => {
+      const s = tls.connect({ host: '127.0.0.1', port: serverProxy.ports.in!, ca: ids['api']!.trustBundlePem, checkServerIdentity: () => undefined, minVersion: 'TLSv1.3', ...o });
+      let out = '';
+      s.on('secureConnect', () => s.write('GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n'));
+      s.on('data', (d: Buffer) => (out += d.toString()));
+      s.on('error', (e) => resolve(`error ${e.message}`));
+      s.on('close', () => resolve(out === '' ? 'closed' : out.split('\r\n')[0]!));
+    });
+  assert.doesNotMatch(await attempt({}), /^HTTP\/1\.1 200/, 'no client certificate');
+  assert.doesNotMatch(await attempt({ key: strangers['web']!.keyPem, cert: strangers['web']!.certChainPem }), /^HTTP\/1\.1 200/, 'another CA');
+  assert.match(await attempt({ key: ids['web']!.keyPem, cert: ids['web']!.certChainPem }), /^HTTP\/1\.1 200/, 'a mesh certificate');
+  // TLS 1.2 is refused outright.
+  assert.match(await attempt({ key: ids['web']!.keyPem, cert: ids['web']!.certChainPem, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' }), /^error|^closed/);
+});
+
+test('plaintext still reaches the inbound listener, without a client identity (and forged ones dropped)', { timeout: 30_000 }, async () => {
+  const r = await get(serverProxy.ports.in!, { 'l5d-client-id': 'spiffe://mesh.test/ns/shop/sa/admin' });
+  assert.equal(r.status, 200);
+  const seen = JSON.parse(r.body) as { headers: Record<string, string> };
+  assert.equal(seen.headers['l5d-client-id'], undefined);
+});
+
+test('a proxy without an identity does not reach a meshed endpoint in plaintext', { timeout: 30_000 }, async () => {
+  const p = await proxy(`
+listeners: [{ name: out, address: 127.0.0.1:0, defaultService: api }]
+services: [{ name: api, identity: spiffe://mesh.test/ns/shop/sa/api, endpoints: [{ address: 127.0.0.1:${serverProxy.ports.in} }] }]
+`);
+  const r = await get(p.ports.out!);
+  assert.equal(r.status, 502);
+  assert.equal(r.error, 'no-identity');
+});
