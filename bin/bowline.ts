@@ -38,7 +38,8 @@ Options:
 
 Control plane:
   bowline control --config MESH_FILE [--listen HOST:PORT] [--admin HOST:PORT] [--build-threads N]
-                  [--ca-dir DIR [--generate-ca] [--trust-domain D] (--token-secret FILE | --kubernetes-tokens)]
+                  [--ca-dir DIR [--generate-ca] [--trust-domain D] [--leaf-ttl-s S]
+                   (--token-secret FILE | --kubernetes-tokens)]
       xDS v3 server (ADS state-of-the-world and delta, per-type services) for Bowline proxies,
       Envoy and gRPC proxyless clients. MESH_FILE uses the --config language and is watched.
       Defaults: listen 127.0.0.1:18000, admin 127.0.0.1:9901 (/metrics /ready /live /config_dump).

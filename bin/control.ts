@@ -27,6 +27,7 @@ export async function control(argv: string[], fail: (msg: string) => never): Pro
         'trust-domain': { type: 'string', default: 'cluster.local' },
         'token-secret': { type: 'string' },
         'kubernetes-tokens': { type: 'boolean', default: false },
+        'leaf-ttl-s': { type: 'string', default: '86400' },
       },
       strict: true,
     }));
@@ -50,7 +51,9 @@ export async function control(argv: string[], fail: (msg: string) => never): Pro
     const { KubernetesTokenVerifier, SignedTokenVerifier } = await import('../xds/server/ca/token-verifier');
     if ((values['token-secret'] === undefined) === (values['kubernetes-tokens'] !== true)) fail('with --ca-dir, give one of --token-secret FILE or --kubernetes-tokens');
     const verifier = values['token-secret'] !== undefined ? new SignedTokenVerifier(values['token-secret']) : new KubernetesTokenVerifier();
-    const ca = await CertificateAuthority.open({ dir: values['ca-dir'], trustDomain: values['trust-domain'], generate: values['generate-ca'], log });
+    const ttl = Number(values['leaf-ttl-s']);
+    if (!(ttl >= 1)) fail(`--leaf-ttl-s must be a number of seconds >= 1, got "${values['leaf-ttl-s']}"`);
+    const ca = await CertificateAuthority.open({ dir: values['ca-dir'], trustDomain: values['trust-domain'], generate: values['generate-ca'], leafTtlMs: ttl * 1000, log });
     identity = { ca, verifier };
   }
   const cp = new ControlPlane({ source: new FileMeshSource(values.config), listen: values.listen, buildThreads: threads, log, identity });

@@ -1,6 +1,7 @@
 // `bowline proxy --bootstrap FILE`: the xDS client as the proxy's config source. Loaded only in this
 // mode, so that the file and one-line modes never load gRPC or protobufjs.
 
+import type { EngineSnapshot } from '../engine/config/snapshot';
 import type { ConfigSource } from '../workers/run-proxy';
 import { AdsClient } from '../xds/client/ads-client';
 import { type Bootstrap, loadBootstrap } from '../xds/client/bootstrap';
@@ -21,12 +22,31 @@ export function xdsSourceFor(b: Bootstrap, log: Log, identityTokenFile?: string)
   const identity = identityTokenFile === undefined ? null : new IdentityClient({ server: `${host}:${b.ads!.port}`, tokenFile: identityTokenFile, log });
   if (identity !== null) void identity.start();
   const client = new AdsClient(b, { log });
+  // The identity travels in the snapshot the engine gets: a renewed certificate re-applies the last
+  // config with it (new connections use it; open ones finish on the old one, still valid).
+  let last: EngineSnapshot | null = null;
+  let seq = 0;
+  const withIdentity = (s: EngineSnapshot): EngineSnapshot => {
+    last = s;
+    const id = identity?.current;
+    const out: EngineSnapshot = { ...s, version: `${s.version}+id${seq}` };
+    if (id !== undefined && id !== null) out.identity = { spiffeId: id.spiffeId, certChainPem: id.certChainPem, keyPem: id.keyPem, trustBundlePem: id.trustBundlePem };
+    return out;
+  };
+  const listeners: ((s: EngineSnapshot) => void)[] = [];
+  identity?.on('identity', () => {
+    seq++;
+    if (last !== null) for (const cb of listeners) cb(withIdentity(last));
+  });
   const source: ConfigSource = {
-    first: () => {
+    first: async () => {
       log('info', 'fetching config over ADS', { server: `${b.ads!.host}:${b.ads!.port}`, delta: b.ads!.delta, node: b.node.id, zone: b.node.zone });
-      return client.start();
+      return withIdentity(await client.start());
     },
-    onSnapshot: (cb) => client.on('snapshot', cb),
+    onSnapshot: (cb) => {
+      listeners.push(cb);
+      client.on('snapshot', (s) => cb(withIdentity(s)));
+    },
     onInvalid: (cb) => client.on('invalid', cb),
     stop: () => {
       client.stop();

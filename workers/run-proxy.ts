@@ -56,6 +56,13 @@ function normaliseListenHosts(s: EngineSnapshot): EngineSnapshot {
   };
 }
 
+/** The snapshot as the config dump shows it: the identity by name, never its key (nor the PEMs). */
+function redacted(s: EngineSnapshot | null): unknown {
+  if (s === null || s.identity === undefined) return s;
+  const { identity, ...rest } = s;
+  return { ...rest, identity: { spiffeId: identity.spiffeId } };
+}
+
 export async function runProxy(o: ProxyRunOptions): Promise<RunningProxy> {
   const started = Date.now() / 1000;
   const reloads = { applied: 0, rejected: 0 };
@@ -123,7 +130,7 @@ export async function runProxy(o: ProxyRunOptions): Promise<RunningProxy> {
       workers: supervisor.workerStatus(),
       // Bound addresses: a listener on port 0 (also one added by a reload) is found here.
       listeners: supervisor.listenerAddresses(),
-      snapshot: supervisor.currentSnapshot,
+      snapshot: redacted(supervisor.currentSnapshot),
       source: o.source?.describe?.(),
     }),
     crashWorker: o.testHooks ? (i) => supervisor.crashWorker(i) : undefined,

@@ -81,3 +81,61 @@ test('with a token the control plane refuses, the proxy serves its config but ne
     await p.stop();
   }
 });
+
+test('over xDS: the proxy gets its certificate from the control plane, speaks mutual TLS to a meshed endpoint, and renews without losing a request', { timeout: 60_000 }, async () => {
+  const { echoServer, close } = await import('../helpers/upstream');
+  const { IdentityClient } = await import('../../xds/client/identity-client');
+  const { startProxy: start } = await import('../helpers/proxy-process');
+  const { runRequests, count } = await import('../helpers/load');
+  // A control plane whose leaves live 4 s: the client proxy renews about every 3 s under load.
+  const cp2 = await startControl(mesh.file, 0, ['--ca-dir', join(mesh.dir, 'ca2'), '--generate-ca', '--trust-domain', 'mesh.test', '--leaf-ttl-s', '4', '--token-secret', join(mesh.dir, 'token-secret')]);
+  const app = await echoServer();
+  // The server side: a proxy with an identity from the same CA, from files (a longer-lived one).
+  const ic = new IdentityClient({ server: `127.0.0.1:${cp2.port}`, tokenFile: token('api') });
+  const apiId = await ic.start();
+  ic.stop();
+  for (const [f, v] of [['api.crt', apiId.certChainPem], ['api.key', apiId.keyPem], ['api-bundle.crt', apiId.trustBundlePem]] as const) writeFileSync(join(mesh.dir, f), v);
+  const serverCfg = join(mesh.dir, 'server.yaml');
+  writeFileSync(
+    serverCfg,
+    `proxy:
+  identity: { certificateChainFile: ${join(mesh.dir, 'api.crt')}, privateKeyFile: ${join(mesh.dir, 'api.key')}, trustBundleFile: ${join(mesh.dir, 'api-bundle.crt')} }
+listeners: [{ name: in, address: 127.0.0.1:0, direction: inbound, defaultService: app }]
+services: [{ name: app, endpoints: [{ address: 127.0.0.1:${app.port} }] }]
+`,
+  );
+  const serverProxy = await start(['--config', serverCfg, '--workers', '1']);
+  // The mesh names the server side as a meshed endpoint.
+  mesh.replace(`
+listeners: [{ name: out, address: 127.0.0.1:0, routes: [r] }]
+services: [{ name: api, identity: "spiffe://mesh.test/ns/shop/sa/api", endpoints: [{ address: 127.0.0.1:${serverProxy.ports.in}, zone: z1 }] }]
+routes: [{ name: r, backendRefs: [{ name: api }] }]
+`);
+  await new Promise((r) => setTimeout(r, 500));
+  const client = await start(['--bootstrap', bootstrap(cp2.port), '--identity-token', token('web'), '--workers', '1'], { timeoutMs: 20_000 });
+  try {
+    await eventually(async () => (await admin(client, '/ready')).status === 200, 10_000, 'client ready');
+    await eventually(async () => {
+      const t = await runRequests(client.ports.out!, 1);
+      return count(t.statuses, 200) === 1;
+    }, 10_000, 'traffic through mutual TLS');
+    const seen = await fetch(`http://127.0.0.1:${client.ports.out}/who`).then((r) => r.json() as Promise<{ headers: Record<string, string> }>);
+    assert.equal(seen.headers['l5d-client-id'], 'spiffe://mesh.test/ns/shop/sa/web');
+    // Load across at least two renewals: no request may fail.
+    const before = (JSON.parse((await admin(client, '/config_dump')).body) as { source: { identity: { renewals: { issued: number } } } }).source.identity.renewals.issued;
+    const t = await runRequests(client.ports.out!, 400, { concurrency: 4 });
+    let after = before;
+    await eventually(async () => {
+      after = (JSON.parse((await admin(client, '/config_dump')).body) as { source: { identity: { renewals: { issued: number } } } }).source.identity.renewals.issued;
+      return after >= before + 1;
+    }, 10_000, 'a renewal');
+    const t2 = await runRequests(client.ports.out!, 400, { concurrency: 4 });
+    assert.equal(count(t.statuses, 200) + count(t2.statuses, 200), 800, `${t.failures.join('; ')} ${t2.failures.join('; ')}`);
+    assert.ok(after > before, `renewed ${after - before} times during the load`);
+  } finally {
+    await client.stop();
+    await serverProxy.stop();
+    await cp2.stop();
+    await close(app.server);
+  }
+});

@@ -148,3 +148,10 @@ services: [{ name: api, identity: spiffe://mesh.test/ns/shop/sa/api, endpoints: 
   assert.equal(r.status, 502);
   assert.equal(r.error, 'no-identity');
 });
+
+test('the config dump names the identity and never shows the key', { timeout: 30_000 }, async () => {
+  const { admin } = await import('../helpers/proxy-process');
+  const dump = (await admin(serverProxy, '/config_dump')).body;
+  assert.deepEqual((JSON.parse(dump) as { snapshot: { identity: unknown } }).snapshot.identity, { spiffeId: 'spiffe://mesh.test/ns/shop/sa/api' });
+  assert.doesNotMatch(dump, /PRIVATE KEY|BEGIN CERTIFICATE/);
+});

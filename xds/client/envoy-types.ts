@@ -170,6 +170,7 @@ export interface LbEndpoint {
   endpoint?: { address?: Address };
   health_status?: string;
   load_balancing_weight?: U32;
+  metadata?: Metadata;
 }
 
 export interface LocalityLbEndpoints {

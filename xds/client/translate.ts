@@ -566,7 +566,10 @@ function translateEndpoints(cla: E.ClusterLoadAssignment): EndpointSnapshot[] {
       const key = `${sa.address}:${sa.port_value}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      out.push({ address: { host: sa.address ?? '', port: Number(sa.port_value ?? 0) }, zone, weight: e.load_balancing_weight?.value ?? 1 });
+      const ep: EndpointSnapshot = { address: { host: sa.address ?? '', port: Number(sa.port_value ?? 0) }, zone, weight: e.load_balancing_weight?.value ?? 1 };
+      const id = bowlineMetadata(e.metadata)['identity'];
+      if (typeof id === 'string') ep.identity = id;
+      out.push(ep);
     }
   }
   return out;

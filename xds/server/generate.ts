@@ -356,7 +356,10 @@ export function loadAssignment(svc: ServiceSnapshot, nodeZone: string): Record<s
     if (z === undefined) zones.set(e.zone, (z = { weight: 0, lb_endpoints: [] }));
     const w = Math.max(1, Math.round(e.weight));
     z.weight += w;
-    z.lb_endpoints.push({ endpoint: { address: { socket_address: { address: e.address.host, port_value: e.address.port } } }, load_balancing_weight: u32(w), health_status: 'HEALTHY' });
+    const lb: Record<string, unknown> = { endpoint: { address: { socket_address: { address: e.address.host, port_value: e.address.port } } }, load_balancing_weight: u32(w), health_status: 'HEALTHY' };
+    // A meshed endpoint: its SPIFFE ID (Bowline proxies wrap traffic to it in mutual TLS and check it).
+    if (e.identity !== undefined) lb['metadata'] = metadata({ identity: e.identity });
+    z.lb_endpoints.push(lb);
   }
   const endpoints = [...zones.entries()].map(([zone, z]) => {
     const loc: Record<string, unknown> = { locality: { zone }, lb_endpoints: z.lb_endpoints, load_balancing_weight: u32(z.weight) };
