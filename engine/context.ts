@@ -8,6 +8,7 @@ import type { Cluster } from './cluster';
 import type { MetricsRegistry, TcpStats } from './metrics/registry';
 import type { RouteTable } from './router/route-table';
 import type { MeshTls } from './tls/mesh-tls';
+import type { Authorizer, Decision } from './policy/authorizer';
 
 export interface ListenerRuntime {
   readonly name: string;
@@ -20,6 +21,8 @@ export interface ListenerRuntime {
   readonly http: HttpSettings;
   readonly srcTcp: TcpStats;
   readonly dstTcp: TcpStats;
+  /** Inbound authorization (a policy is configured and this listener is inbound); null: all allowed. */
+  readonly authorizer: Authorizer | null;
 }
 
 /** A connection the engine tracks for timeouts, draining and metrics. */
@@ -53,4 +56,9 @@ export interface ProxyContext {
    * that connection, so that one bad exchange never takes the worker (and its other traffic) down.
    */
   internalError(where: string, e: unknown): void;
+  /**
+   * Counts an authorization decision under the policy's name and logs denials and audited requests
+   * (rate-limited, so that a flood of denied calls cannot flood the log).
+   */
+  authzDecision(kind: 'http' | 'tcp', d: Decision, identity: string | null, address: string, target: string): void;
 }

@@ -31,6 +31,7 @@ import { Inbound } from './io/inbound';
 import { MetricsRegistry, type Sample, type TcpStats, type WorkerMetricsSnapshot } from './metrics/registry';
 import { ZoneTraffic } from './metrics/zone-traffic';
 import { CompiledRetry } from './retry/retry-policy';
+import { Authorizer, type Decision } from './policy/authorizer';
 import { Endpoint, endpointKey } from './pool/endpoint';
 import { CompiledRoute, RouteTable } from './router/route-table';
 import { TcpForward } from './tcp/tcp-forward';
@@ -71,6 +72,9 @@ export class Engine implements ProxyContext {
   private readonly sweeper: NodeJS.Timeout;
   private elu = performance.eventLoopUtilization();
   private readonly onClientCountChange: ((open: number) => void) | undefined;
+  private authzLogWindowMs = 0;
+  private authzLogged = 0;
+  private authzLogSuppressed = 0;
   private readonly log: (level: 'info' | 'warn' | 'error', msg: string) => void;
   private lastErrorLogMs = 0;
 
@@ -111,6 +115,29 @@ export class Engine implements ProxyContext {
       this.lastErrorLogMs = now;
       this.log('error', `internal error in ${where} (connection closed): ${(e as Error)?.stack ?? String(e)}`);
     }
+  }
+
+  authzDecision(kind: 'http' | 'tcp', d: Decision, identity: string | null, address: string, target: string): void {
+    if (d.allowed && !d.audited) {
+      this.metrics.counter(kind === 'http' ? 'inbound_http_authz_allow_total' : 'inbound_tcp_authz_allow_total', { srv_name: d.server, authz_name: d.policy }).value++;
+      return;
+    }
+    const mode = d.audited ? 'audit' : 'enforce';
+    this.metrics.counter(kind === 'http' ? 'inbound_http_authz_deny_total' : 'inbound_tcp_authz_deny_total', { srv_name: d.server, authz_name: d.policy, mode }).value++;
+    const now = Date.now();
+    if (now - this.authzLogWindowMs >= 1000) {
+      if (this.authzLogSuppressed > 0) this.log('info', `authorization: ${this.authzLogSuppressed} more decisions not logged in the last second`);
+      this.authzLogWindowMs = now;
+      this.authzLogged = 0;
+      this.authzLogSuppressed = 0;
+    }
+    if (this.authzLogged++ >= 10) {
+      this.authzLogSuppressed++;
+      return;
+    }
+    const who = identity ?? 'no identity';
+    const server = d.server === '' ? 'default policy' : `server ${d.server}`;
+    this.log('info', `authorization ${d.audited ? 'audit (would deny, allowed)' : 'denied'}: ${kind} ${target} from ${address} (${who}), ${server}${d.policy === '' ? '' : `, policy ${d.policy}`}`);
   }
 
   /** Compiles and swaps in a snapshot (assumed validated). Open connections pick it up per request. */
@@ -187,6 +214,7 @@ export class Engine implements ProxyContext {
     const routes = new Map(s.routes.map((r) => [r.name, r]));
     const listeners = new Map<string, ListenerRuntime>();
     const compiledRoutes = new Map<string, CompiledRoute>();
+    const authorizer = s.policy === undefined ? null : new Authorizer(s.policy, s.routes);
     for (const l of s.listeners) {
       const table = new RouteTable(
         l.routes.map((n) => {
@@ -210,6 +238,7 @@ export class Engine implements ProxyContext {
         http: s.http,
         srcTcp: this.metrics.tcpStats(l.direction, 'src'),
         dstTcp: this.metrics.tcpStats(l.direction, 'dst'),
+        authorizer: l.direction === 'inbound' ? authorizer : null,
       });
     }
     for (const name of this.queues.keys()) if (!clusters.has(name) && this.queues.get(name)!.inFlight === 0 && this.queues.get(name)!.waiting === 0) this.queues.delete(name);
@@ -310,7 +339,7 @@ export class Engine implements ProxyContext {
       this.onClientCountChange?.(this.clients.size);
     });
     socket.setNoDelay(true);
-    if (lr.opaque) {
+    if (lr.opaque && (lr.direction !== 'inbound' || this.meshTls === null)) {
       new TcpForward(this, inbound, lr, lr.defaultCluster, null);
     } else if (lr.snapshot.protocol === 'http1') {
       new Http1Downstream(this, inbound, lr, listenerName).start(null);
@@ -330,7 +359,8 @@ export class Engine implements ProxyContext {
       socket.removeListener('error', onError);
       socket.removeListener('end', onEnd);
       socket.setTimeout(0);
-      if (kind === Detected.Http1) {
+      // Opaque inbound ports still terminate mesh TLS (the only reason they were detected).
+      if (kind === Detected.Http1 && !lr.opaque) {
         new Http1Downstream(this, inbound, lr, listenerName).start(seen, ended);
       } else if (kind === Detected.Tls && this.meshTls !== null && !ended && seen !== null) {
         this.terminateMeshTls(listenerName, lr, inbound, seen);
@@ -417,10 +447,17 @@ export class Engine implements ProxyContext {
       let decided = false;
       const decideInner = (ended: boolean): void => {
         decided = true;
+        clearTimeout(innerTimer);
         inner.sink = () => {};
-        if (first !== null && detectProtocol(first) === Detected.Http1) new Http1Downstream(this, inner, lr, listenerName, peer).start(first, ended);
-        else new TcpForward(this, inner, lr, lr.defaultCluster, first, ended);
+        if (first !== null && !lr.opaque && detectProtocol(first) === Detected.Http1) new Http1Downstream(this, inner, lr, listenerName, peer).start(first, ended);
+        else new TcpForward(this, inner, lr, lr.defaultCluster, first, ended, peer);
       };
+      // An opaque port forwards at once; elsewhere a protocol where the server speaks first is
+      // forwarded opaquely once the client has been silent for the detection timeout.
+      const innerTimer = setTimeout(() => {
+        if (!decided) decideInner(false);
+      }, lr.opaque ? 0 : lr.snapshot.detectTimeoutMs);
+      t.once('close', () => clearTimeout(innerTimer));
       inner.sink = (chunk: Buffer) => {
         first = first === null ? Buffer.from(chunk) : Buffer.concat([first, chunk]);
         const kind = detectProtocol(first);

@@ -49,6 +49,8 @@ export const enum ErrorCode {
   IdleTimeout,
   /** A meshed endpoint needs mutual TLS and this proxy has no identity (yet). */
   NoIdentity,
+  /** The authorization policy denies this client. */
+  Unauthorized,
 }
 
 interface ErrorInfo {
@@ -99,6 +101,7 @@ def(ErrorCode.LoadShed, 503, 'load-shed', 'Service Unavailable');
 def(ErrorCode.FailFast, 504, 'fail-fast', 'Gateway Timeout');
 def(ErrorCode.IdleTimeout, 504, 'idle-timeout', 'Gateway Timeout');
 def(ErrorCode.NoIdentity, 502, 'no-identity', 'Bad Gateway');
+def(ErrorCode.Unauthorized, 403, 'unauthorized', 'Forbidden');
 
 export function errorInfo(code: ErrorCode): ErrorInfo {
   return TABLE[code] ?? TABLE[ErrorCode.None];
@@ -123,6 +126,28 @@ export function localReply(code: ErrorCode, close: boolean): Buffer {
         `l5d-proxy-error: ${info.name}\r\n` +
         (close ? 'connection: close\r\n' : '') +
         `\r\n${body}`,
+      'latin1',
+    );
+    replyCache.set(key, b);
+  }
+  return b;
+}
+
+/** gRPC status codes of the local replies that gRPC clients get instead of a bare HTTP status. */
+const GRPC_STATUS: Partial<Record<ErrorCode, number>> = { [ErrorCode.Unauthorized]: 7 };
+
+/**
+ * A local reply for a gRPC request: 200 with the status in the headers (trailers-only), as gRPC
+ * clients expect (a 403 would read as UNKNOWN). Codes without a gRPC mapping get UNAVAILABLE (14).
+ */
+export function grpcLocalReply(code: ErrorCode, close: boolean): Buffer {
+  const key = `g${code}|${close ? 1 : 0}`;
+  let b = replyCache.get(key);
+  if (b === undefined) {
+    const info = errorInfo(code);
+    b = Buffer.from(
+      `HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ngrpc-status: ${GRPC_STATUS[code] ?? 14}\r\ngrpc-message: ${info.name}\r\n` +
+        `l5d-proxy-error: ${info.name}\r\ncontent-length: 0\r\n${close ? 'connection: close\r\n' : ''}\r\n`,
       'latin1',
     );
     replyCache.set(key, b);

@@ -247,6 +247,31 @@ export interface EngineSnapshot {
   opaquePorts: number[];
   /** Mesh TLS: without it, TLS arriving inbound is forwarded opaquely and meshed endpoints are refused. */
   identity?: IdentitySnapshot;
+  /** Authorization of inbound traffic (Linkerd's shapes); absent: everything is allowed. */
+  policy?: PolicySnapshot;
+}
+
+/** Who may call what on inbound listeners: Linkerd's Server, AuthorizationPolicy and authentications. */
+export interface PolicySnapshot {
+  /** For ports without a Server: all-unauthenticated, all-authenticated, cluster-authenticated or deny. */
+  defaultPolicy: 'all-unauthenticated' | 'all-authenticated' | 'cluster-authenticated' | 'deny';
+  /** The networks "cluster-authenticated" lets in without a mesh identity (CIDRs). */
+  clusterNetworks: string[];
+  /** A Server: a port of the workload (an inbound listener's port, or a listener by name). Traffic to it is denied unless authorized. */
+  servers: { name: string; port?: number; listener?: string }[];
+  authorizations: AuthorizationSnapshot[];
+  /** Audit mode: what would be denied is logged and counted, and let through. */
+  audit: boolean;
+}
+
+export interface AuthorizationSnapshot {
+  name: string;
+  /** What it authorizes: every request to a Server, or the requests of one route. */
+  target: { kind: 'server' | 'route'; name: string };
+  /** MeshTLSAuthentication: SPIFFE ID patterns ("*" any identity; a "*" path segment matches one segment). */
+  identities?: string[];
+  /** NetworkAuthentication: the client's address must be in one of these (and in none of its excepts). */
+  networks?: { cidr: string; except: string[] }[];
 }
 
 export const DEFAULT_HTTP_SETTINGS: Readonly<HttpSettings> = Object.freeze({

@@ -57,6 +57,7 @@ export function findSnapshotProblems(s: EngineSnapshot): SnapshotProblem[] {
   s.services.forEach((svc, i) => checkService(svc, ['services', i], report));
   s.routes.forEach((route, i) => checkRoute(route, ['routes', i], serviceNames, report));
 
+  if (s.policy !== undefined) checkPolicy(s, report);
   const opaquePorts = new Set(s.opaquePorts);
   const bound: { listener: ListenerSnapshot; host: string }[] = [];
   s.listeners.forEach((l, i) => {
@@ -329,4 +330,32 @@ function hostsOverlap(a: string, b: string): boolean {
 
 export function formatAddress(a: SocketAddress): string {
   return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
+function checkPolicy(s: EngineSnapshot, report: Report): void {
+  const p = s.policy!;
+  const servers = new Set<string>();
+  const listeners = new Set(s.listeners.map((l) => l.name));
+  p.servers.forEach((srv, i) => {
+    if (servers.has(srv.name)) report(['policy', 'servers', i, 'name'], `duplicate server name "${srv.name}"`);
+    servers.add(srv.name);
+    if ((srv.port === undefined) === (srv.listener === undefined)) report(['policy', 'servers', i], 'a server names a port or a listener (one of them)');
+    if (srv.listener !== undefined && !listeners.has(srv.listener)) report(['policy', 'servers', i, 'listener'], `no listener named "${srv.listener}"`);
+  });
+  const routes = new Set(s.routes.map((r) => r.name));
+  p.authorizations.forEach((a, i) => {
+    const at: PathSegment[] = ['policy', 'authorizations', i];
+    if (a.target.kind === 'server' && !servers.has(a.target.name)) report([...at, 'target', 'name'], `no server named "${a.target.name}"`);
+    if (a.target.kind === 'route' && !routes.has(a.target.name) && ![...routes].some((r) => r.startsWith(`${a.target.name}/`))) report([...at, 'target', 'name'], `no route named "${a.target.name}"`);
+    (a.identities ?? []).forEach((id, k) => {
+      if (id !== '*' && !/^spiffe:\/\/[^/]+(\/[^/]+)*$/.test(id)) report([...at, 'identities', k], `must be "*" or a SPIFFE ID pattern (spiffe://domain/path, "*" segments allowed), got "${id}"`);
+    });
+    (a.networks ?? []).forEach((n, k) => {
+      for (const [j, c] of [n.cidr, ...n.except].entries()) {
+        const [addr, bits] = c.split('/');
+        const fam = isIP(addr ?? '');
+        if (fam === 0 || (bits !== undefined && !(Number(bits) >= 0 && Number(bits) <= (fam === 4 ? 32 : 128)))) report([...at, 'networks', k, j === 0 ? 'cidr' : 'except'], `"${c}" is not an address or CIDR`);
+      }
+    });
+  });
 }

@@ -8,7 +8,8 @@ import { Outcome } from '../balance/balancer';
 import { Admission, type QueueWaiter } from '../balance/request-queue';
 import type { Cluster } from '../cluster';
 import type { ListenerRuntime, ProxyContext, TrackedConnection } from '../context';
-import { ErrorCode, errorInfo, localReply } from '../errors';
+import { ErrorCode, errorInfo, grpcLocalReply, localReply } from '../errors';
+import type { Authorizer } from '../policy/authorizer';
 import type { Inbound } from '../io/inbound';
 import type { HttpStats } from '../metrics/registry';
 import type { Endpoint } from '../pool/endpoint';
@@ -234,6 +235,8 @@ export class Http1Downstream extends Http1Exchange implements TrackedConnection,
     }
     this.route = route;
     this.cluster = cluster;
+    const authz = lr.authorizer;
+    if (authz !== null && !this.authorize(authz, buf, pathStart, pathEnd0, end)) return;
     if (route === null && cluster === null) {
       this.localReplyForRequest(ErrorCode.NoRoute, end);
       return;
@@ -290,6 +293,21 @@ export class Http1Downstream extends Http1Exchange implements TrackedConnection,
         cluster.counters.failFast.value++;
         this.localReplyForRequest(ErrorCode.FailFast, end);
     }
+  }
+
+  /** Inbound authorization of the request (false: it was answered 403, or PERMISSION_DENIED for gRPC). */
+  private authorize(authz: Authorizer, buf: Buffer, pathStart: number, pathEnd: number, end: number): boolean {
+    const lr = this.lr;
+    const path = buf.toString('latin1', pathStart, pathEnd);
+    const address = this.socket.remoteAddress ?? '';
+    const d = authz.decide(lr.name, lr.snapshot.address.port, this.peerIdentity, address, path);
+    this.ctx.authzDecision('http', d, this.peerIdentity, address, path);
+    if (d.allowed) return true;
+    const h = this.h;
+    const ct = h.find(buf, 'content-type');
+    const grpc = ct !== -1 && h.value(buf, ct).startsWith('application/grpc');
+    this.localReplyForRequest(ErrorCode.Unauthorized, end, grpc);
+    return false;
   }
 
   /** First attempt of an admitted request, and the body bytes that came with its head. */
@@ -493,7 +511,7 @@ export class Http1Downstream extends Http1Exchange implements TrackedConnection,
   }
 
   /** Answers a request that was parsed but is not forwarded (no route, no endpoint, shed, draining). */
-  private localReplyForRequest(code: ErrorCode, end: number): void {
+  private localReplyForRequest(code: ErrorCode, end: number, grpc = false): void {
     const h = this.h;
     const buf = this.buf!;
     if (this.stats === null) {
@@ -505,7 +523,7 @@ export class Http1Downstream extends Http1Exchange implements TrackedConnection,
     // Skip the request body so that the next pipelined request can be read: simplest and safe is
     // to close when the request has a body.
     if (h.bodyKind !== BodyKind.None) this.closeAfter = true;
-    this.socket.write(localReply(code, this.closeAfter));
+    this.socket.write(grpc ? grpcLocalReply(code, this.closeAfter) : localReply(code, this.closeAfter));
     this.buf = end < buf.length ? buf.subarray(end) : null;
     this.reqDone = true;
     this.endExchange();

@@ -26,6 +26,8 @@ export class TcpForward implements TrackedConnection {
     first: Buffer | null,
     /** The client half-closed during detection: pass the FIN on after the first bytes. */
     ended = false,
+    /** The client's SPIFFE ID when it came over mesh TLS. */
+    peerIdentity: string | null = null,
   ) {
     this.connectStartMs = ctx.clock.now();
     const client = inbound.socket;
@@ -33,6 +35,17 @@ export class TcpForward implements TrackedConnection {
     ctx.track(this);
     client.on('error', () => this.close());
     client.on('close', () => this.close());
+    const authz = lr.authorizer;
+    if (authz !== null) {
+      // Inbound authorization of a connection: a denied one is closed before any byte goes on.
+      const address = client.remoteAddress ?? '';
+      const d = authz.decide(lr.name, lr.snapshot.address.port, peerIdentity, address, null);
+      ctx.authzDecision('tcp', d, peerIdentity, address, `port ${lr.snapshot.address.port}`);
+      if (!d.allowed) {
+        client.destroy();
+        return;
+      }
+    }
     const ep = cluster?.balancer.pick() ?? null;
     if (ep === null) {
       client.destroy();

@@ -5,49 +5,20 @@
 
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
-import * as grpc from '@grpc/grpc-js';
-import { type Identity, IdentityClient } from '../../xds/client/identity-client';
-import { CertificateAuthority } from '../../xds/server/ca/authority';
-import { addIdentityService } from '../../xds/server/ca/identity-service';
-import { signToken, SignedTokenVerifier } from '../../xds/server/ca/token-verifier';
+import type { Identity } from '../../xds/client/identity-client';
 import { TempConfig } from '../helpers/config-file';
+import { identityYaml, issueIdentities } from '../helpers/mesh-identity';
 import { type ProxyProcess, startProxy } from '../helpers/proxy-process';
 import { close, echoServer } from '../helpers/upstream';
 
-const SECRET = Buffer.alloc(32, 5);
 let dir: string;
 let app: Awaited<ReturnType<typeof echoServer>>;
 const cleanup: (() => Promise<void> | void)[] = [];
-
-/** Certificates from a CA (generated in `caDir`), for the given service accounts. */
-async function identities(caDir: string, sas: string[]): Promise<Record<string, Identity>> {
-  const ca = await CertificateAuthority.open({ dir: caDir, trustDomain: 'mesh.test', generate: true });
-  const server = new grpc.Server();
-  addIdentityService(server, ca, new SignedTokenVerifier(SECRET), () => {});
-  const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
-  const out: Record<string, Identity> = {};
-  for (const sa of sas) {
-    const tf = join(dir, `${sa}.token`);
-    writeFileSync(tf, signToken(SECRET, { namespace: 'shop', serviceAccount: sa }, 600));
-    const c = new IdentityClient({ server: `127.0.0.1:${port}`, tokenFile: tf });
-    out[sa] = await c.start();
-    c.stop();
-  }
-  server.forceShutdown();
-  return out;
-}
-
-function identityFiles(name: string, id: Identity): string {
-  const files = { chain: join(dir, `${name}.crt`), key: join(dir, `${name}.key`), bundle: join(dir, `${name}-bundle.crt`) };
-  writeFileSync(files.chain, id.certChainPem);
-  writeFileSync(files.key, id.keyPem);
-  writeFileSync(files.bundle, id.trustBundlePem);
-  return `  identity: { certificateChainFile: ${files.chain}, privateKeyFile: ${files.key}, trustBundleFile: ${files.bundle} }`;
-}
+const identityFiles = (name: string, id: Identity): string => identityYaml(dir, name, id);
 
 let ids: Record<string, Identity>;
 let strangers: Record<string, Identity>;
@@ -65,8 +36,8 @@ async function proxy(yaml: string): Promise<ProxyProcess> {
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'bowline-mtls-'));
-  ids = await identities(join(dir, 'ca'), ['web', 'api']);
-  strangers = await identities(join(dir, 'other-ca'), ['web']);
+  ids = await issueIdentities(dir, join(dir, 'ca'), ['web', 'api']);
+  strangers = await issueIdentities(dir, join(dir, 'other-ca'), ['web']);
   app = await echoServer();
   serverProxy = await proxy(`
 proxy:

@@ -4,8 +4,22 @@
 // error instead of a silently ignored setting. A `description` beside a `pattern` or a `required`
 // is shown to the user when that check fails ("must be <description>", "missing (<description>)").
 
+export interface PolicyConfig {
+  defaultPolicy?: 'all-unauthenticated' | 'all-authenticated' | 'cluster-authenticated' | 'deny';
+  clusterNetworks?: string[];
+  audit?: boolean;
+  servers?: { name: string; port?: number; listener?: string }[];
+  authorizationPolicies?: {
+    name: string;
+    targetRef: { kind: 'Server' | 'HTTPRoute'; name: string };
+    meshTLS?: { identities: string[] };
+    network?: { networks: { cidr: string; except?: string[] }[] };
+  }[];
+}
+
 export interface ConfigFile {
   proxy?: ProxyConfig;
+  policy?: PolicyConfig;
   listeners: ListenerConfig[];
   services: ServiceConfig[];
   routes?: RouteConfig[];
@@ -199,6 +213,41 @@ const BACKEND_REFS = {
   },
 } as const;
 
+const CIDR = { type: 'string', pattern: '^[0-9a-fA-F:.]+(/[0-9]{1,3})?$', description: 'an address or CIDR (10.0.0.0/8, fd00::/8)' } as const;
+
+const POLICY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    defaultPolicy: { enum: ['all-unauthenticated', 'all-authenticated', 'cluster-authenticated', 'deny'] },
+    clusterNetworks: { type: 'array', items: CIDR },
+    audit: { type: 'boolean' },
+    servers: {
+      type: 'array',
+      items: { type: 'object', additionalProperties: false, required: ['name'], properties: { name: NAME, port: PORT, listener: NAME } },
+    },
+    authorizationPolicies: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'targetRef'],
+        properties: {
+          name: NAME,
+          targetRef: { type: 'object', additionalProperties: false, required: ['kind', 'name'], properties: { kind: { enum: ['Server', 'HTTPRoute'] }, name: ROUTE_REF } },
+          meshTLS: { type: 'object', additionalProperties: false, required: ['identities'], properties: { identities: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } } } },
+          network: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['networks'],
+            properties: { networks: { type: 'array', minItems: 1, items: { type: 'object', additionalProperties: false, required: ['cidr'], properties: { cidr: CIDR, except: { type: 'array', items: CIDR } } } } },
+          },
+        },
+      },
+    },
+  },
+} as const;
+
 export const CONFIG_FILE_SCHEMA = {
   type: 'object',
   additionalProperties: false,
@@ -354,6 +403,7 @@ export const CONFIG_FILE_SCHEMA = {
           },
         },
       },
-    },
+    },    policy: POLICY,
+
   },
 } as const;

@@ -23,6 +23,7 @@ import { DEFAULT_BALANCER,
   DEFAULT_DETECT_TIMEOUT_MS,
   DEFAULT_HTTP_SETTINGS,
   DEFAULT_POOL_SETTINGS,
+  type AuthorizationSnapshot,
   type EndpointSnapshot,
   type EngineSnapshot,
   type HeaderMatch,
@@ -394,6 +395,22 @@ function translate(file: ConfigFile, version: string): Translation {
     const id = readIdentity(proxy.identity, problems);
     if (id !== null) snapshot.identity = id;
   }
+  if (file.policy !== undefined) {
+    const p = file.policy;
+    snapshot.policy = {
+      defaultPolicy: p.defaultPolicy ?? 'all-unauthenticated',
+      // RFC 1918 and unique-local addresses: where cluster-authenticated trusts clients without identity.
+      clusterNetworks: [...(p.clusterNetworks ?? ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fd00::/8'])],
+      audit: p.audit ?? false,
+      servers: (p.servers ?? []).map((x) => ({ ...x })),
+      authorizations: (p.authorizationPolicies ?? []).map((a) => {
+        const out: AuthorizationSnapshot = { name: a.name, target: { kind: a.targetRef.kind === 'Server' ? 'server' : 'route', name: a.targetRef.name } };
+        if (a.meshTLS !== undefined) out.identities = [...a.meshTLS.identities];
+        if (a.network !== undefined) out.networks = a.network.networks.map((n) => ({ cidr: n.cidr, except: [...(n.except ?? [])] }));
+        return out;
+      }),
+    };
+  }
   return { snapshot, problems, origins };
 }
 
@@ -630,6 +647,13 @@ function toFilePath(path: readonly PathSegment[], origins: Origins): PathSegment
     case 'zone':
     case 'zoneTransferUsdPerGb':
       return ['proxy', top];
+    case 'policy': {
+      // authorizations[i].{target,identities,networks} are targetRef, meshTLS.identities and network.networks in the file.
+      if (index !== 'authorizations' || field === undefined) return [...path];
+      const [f, ...more] = rest;
+      const tail = f === 'target' ? ['targetRef', ...more] : f === 'identities' ? ['meshTLS', 'identities', ...more] : f === 'networks' ? ['network', 'networks', ...more] : f === undefined ? [] : [f, ...more];
+      return ['policy', 'authorizationPolicies', field, ...tail];
+    }
     case 'http':
     case 'opaquePorts':
       return ['proxy', ...path];

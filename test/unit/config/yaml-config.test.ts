@@ -285,7 +285,7 @@ test('unknown fields are reported with the field path and a suggestion', () => {
 
 test('an unknown top-level field lists the known ones when nothing is close', () => {
   const err = configError(`${MINIMAL}\nextras: 1\n`);
-  assertProblem(err, 'extras', /^unknown field "extras"; known fields: proxy, listeners, services, routes$/);
+  assertProblem(err, 'extras', /^unknown field "extras"; known fields: proxy, listeners, services, routes, policy$/);
 });
 
 test('wrong types and enum values say what is allowed and what was given', () => {
@@ -524,4 +524,53 @@ test('schema errors in policies: unknown retry conditions and balancers', () => 
   const err = configError(POLICIES.replace('on: [gateway-error]', 'on: [gateway-errors]').replace('least-request', 'random'));
   assertProblem(err, 'services[0].retry.on[0]', /must be one of "5xx", "gateway-error"/);
   assertProblem(err, 'services[0].balancer', /must be one of "p2c-ewma", "round-robin", "least-request"/);
+});
+
+const AUTHZ = `${MINIMAL}
+policy:
+  defaultPolicy: cluster-authenticated
+  servers:
+    - { name: out-http, listener: out }
+    - { name: db, port: 5432 }
+  authorizationPolicies:
+    - name: web
+      targetRef: { kind: Server, name: out-http }
+      meshTLS: { identities: ["spiffe://mesh.test/ns/shop/sa/web", "spiffe://mesh.test/ns/ops/sa/*"] }
+    - name: lan
+      targetRef: { kind: HTTPRoute, name: r }
+      network: { networks: [{ cidr: 10.0.0.0/8, except: [10.9.0.0/16] }] }
+`;
+
+test('authorization policy translates, with the cluster networks defaulted', () => {
+  const s = parseConfigText(AUTHZ, FILE, 'v1');
+  assert.deepEqual(s.policy, {
+    defaultPolicy: 'cluster-authenticated',
+    clusterNetworks: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fd00::/8'],
+    audit: false,
+    servers: [
+      { name: 'out-http', listener: 'out' },
+      { name: 'db', port: 5432 },
+    ],
+    authorizations: [
+      { name: 'web', target: { kind: 'server', name: 'out-http' }, identities: ['spiffe://mesh.test/ns/shop/sa/web', 'spiffe://mesh.test/ns/ops/sa/*'] },
+      { name: 'lan', target: { kind: 'route', name: 'r' }, networks: [{ cidr: '10.0.0.0/8', except: ['10.9.0.0/16'] }] },
+    ],
+  });
+});
+
+test('authorization policy problems name the field as written in the file', () => {
+  const err = configError(
+    AUTHZ.replace('name: out-http }', 'name: nope }')
+      .replace('{ kind: HTTPRoute, name: r }', '{ kind: HTTPRoute, name: missing }')
+      .replace('"spiffe://mesh.test/ns/shop/sa/web"', '"web"')
+      .replace('except: [10.9.0.0/16]', 'except: [10.9.0.0/99]')
+      .replace('{ name: db, port: 5432 }', '{ name: db }'),
+  );
+  assertProblem(err, 'policy.authorizationPolicies[0].targetRef.name', /no server named "nope"/);
+  assertProblem(err, 'policy.authorizationPolicies[1].targetRef.name', /no route named "missing"/);
+  assertProblem(err, 'policy.authorizationPolicies[0].meshTLS.identities[0]', /SPIFFE ID pattern/);
+  assertProblem(err, 'policy.authorizationPolicies[1].network.networks[0].except', /not an address or CIDR/);
+  assertProblem(err, 'policy.servers[1]', /a port or a listener/);
+  const bad = configError(AUTHZ.replace('cluster-authenticated', 'allow-all'));
+  assertProblem(bad, 'policy.defaultPolicy', /must be one of "all-unauthenticated"/);
 });
