@@ -118,12 +118,14 @@ export class Engine implements ProxyContext {
   }
 
   authzDecision(kind: 'http' | 'tcp', d: Decision, identity: string | null, address: string, target: string): void {
+    const labels: Record<string, string> = { srv_name: d.server, authz_name: d.policy };
+    if (identity !== null) labels['client_id'] = identity;
     if (d.allowed && !d.audited) {
-      this.metrics.counter(kind === 'http' ? 'inbound_http_authz_allow_total' : 'inbound_tcp_authz_allow_total', { srv_name: d.server, authz_name: d.policy }).value++;
+      this.metrics.counter(kind === 'http' ? 'inbound_http_authz_allow_total' : 'inbound_tcp_authz_allow_total', labels).value++;
       return;
     }
-    const mode = d.audited ? 'audit' : 'enforce';
-    this.metrics.counter(kind === 'http' ? 'inbound_http_authz_deny_total' : 'inbound_tcp_authz_deny_total', { srv_name: d.server, authz_name: d.policy, mode }).value++;
+    labels['mode'] = d.audited ? 'audit' : 'enforce';
+    this.metrics.counter(kind === 'http' ? 'inbound_http_authz_deny_total' : 'inbound_tcp_authz_deny_total', labels).value++;
     const now = Date.now();
     if (now - this.authzLogWindowMs >= 1000) {
       if (this.authzLogSuppressed > 0) this.log('info', `authorization: ${this.authzLogSuppressed} more decisions not logged in the last second`);

@@ -578,7 +578,7 @@ export class Http1Downstream extends Http1Exchange implements TrackedConnection,
     if (this.cacheKey === key && key !== null && this.cacheZone === zone && this.cachedStats !== null && this.cachedRoute === route) {
       return this.cachedStats;
     }
-    const s = this.ctx.metrics.httpStats(this.lr.direction, this.authority, route?.name ?? '', cluster?.name ?? '', zone);
+    const s = this.ctx.metrics.httpStats(this.lr.direction, this.authority, route?.name ?? '', cluster?.name ?? '', zone, this.peerIdentity ?? '');
     this.cacheKey = key;
     this.cacheZone = zone;
     this.cachedRoute = route;

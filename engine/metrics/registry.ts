@@ -10,6 +10,8 @@ export interface HttpLabels {
   route: string;
   backend: string;
   dst_zone: string;
+  /** Inbound over mesh TLS: the caller's SPIFFE ID (Linkerd's label; absent without one). */
+  client_id?: string;
 }
 
 export class ResponseStats {
@@ -132,8 +134,8 @@ export class MetricsRegistry {
   private readonly tcp = new Map<string, TcpStats>();
   readonly protocolErrors = new Map<string, number>();
 
-  httpStats(direction: Direction, authority: string, route: string, backend: string, zone: string): HttpStats {
-    const key = `${direction}\u0000${authority}\u0000${route}\u0000${backend}\u0000${zone}`;
+  httpStats(direction: Direction, authority: string, route: string, backend: string, zone: string, clientId = ''): HttpStats {
+    const key = `${direction}\u0000${authority}\u0000${route}\u0000${backend}\u0000${zone}\u0000${clientId}`;
     let s = this.http.get(key);
     if (s !== undefined) return s;
     // Bound label cardinality: past the limit, new authorities of a route share one series.
@@ -141,10 +143,10 @@ export class MetricsRegistry {
     let seen = this.authoritiesPerRoute.get(rk);
     if (seen === undefined) this.authoritiesPerRoute.set(rk, (seen = new Set()));
     if (!seen.has(authority)) {
-      if (seen.size >= MAX_AUTHORITIES_PER_ROUTE) return this.httpStats(direction, '_overflow', route, backend, zone);
+      if (seen.size >= MAX_AUTHORITIES_PER_ROUTE) return this.httpStats(direction, '_overflow', route, backend, zone, clientId);
       seen.add(authority);
     }
-    s = new HttpStats({ direction, authority, route, backend, dst_zone: zone });
+    s = new HttpStats(clientId === '' ? { direction, authority, route, backend, dst_zone: zone } : { direction, authority, route, backend, dst_zone: zone, client_id: clientId });
     this.http.set(key, s);
     return s;
   }

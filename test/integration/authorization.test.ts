@@ -134,8 +134,11 @@ test('an allowed identity passes, another valid identity gets 403, and the count
   assert.equal(denied.status, 403);
   assert.equal(denied.error, 'unauthorized');
   const m = await scrape(server);
-  assert.ok(metricSum(m, 'inbound_http_authz_allow_total', { srv_name: 'api-http', authz_name: 'shop-calls-api' }) >= 1, m);
-  assert.ok(metricSum(m, 'inbound_http_authz_deny_total', { srv_name: 'api-http', mode: 'enforce' }) >= 1);
+  assert.ok(metricSum(m, 'inbound_http_authz_allow_total', { srv_name: 'api-http', authz_name: 'shop-calls-api', client_id: WEB }) >= 1, m);
+  assert.ok(metricSum(m, 'inbound_http_authz_deny_total', { srv_name: 'api-http', mode: 'enforce', client_id: 'spiffe://mesh.test/ns/shop/sa/api' }) >= 1);
+  // The golden signals of inbound traffic carry the caller's identity, as Linkerd's do.
+  assert.ok(metricSum(m, 'request_total', { direction: 'inbound', client_id: WEB, route: 'app' }) >= 1, m);
+  assert.ok(metricSum(m, 'response_total', { direction: 'inbound', client_id: WEB, status_code: '200' }) >= 1);
   // The denied request never reached the app.
   assert.equal(app.requests.filter((h) => h['l5d-client-id'] === 'spiffe://mesh.test/ns/shop/sa/api').length, 0);
 });
