@@ -4,7 +4,9 @@
 import * as grpc from '@grpc/grpc-js';
 import { ADS_SERVICE, PER_TYPE_SERVICES, serviceDefinition } from '../common/grpc-services';
 import { CDS_TYPE, EDS_TYPE, LDS_TYPE, RDS_TYPE, type ResourceType, SDS_TYPE } from '../common/type-urls';
+import { SdsSecretError } from './ca/sds-secrets';
 import { DeltaStream, SotwStream, type StreamContext } from './discovery-streams';
+import type { XdsSnapshot } from './xds-snapshot';
 
 const TYPE_OF_SERVICE: Record<(typeof PER_TYPE_SERVICES)[number], ResourceType> = {
   'envoy.service.listener.v3.ListenerDiscoveryService': LDS_TYPE,
@@ -30,7 +32,7 @@ export function createXdsServer(ctx: StreamContext): grpc.Server {
     for (const method of Object.keys(def)) {
       if (method.startsWith('Stream')) impl[method] = (call: Duplex) => new SotwStream(call, ctx, type);
       else if (method.startsWith('Delta')) impl[method] = (call: Duplex) => new DeltaStream(call, ctx, type);
-      else impl[method] = (call: grpc.ServerUnaryCall<{ resource_names?: string[]; node?: { locality?: { zone?: string } } }, unknown>, cb: grpc.sendUnaryData<unknown>) => fetch(ctx, type, call.request, cb);
+      else impl[method] = (call: grpc.ServerUnaryCall<{ resource_names?: string[]; node?: { locality?: { zone?: string } } }, unknown>, cb: grpc.sendUnaryData<unknown>) => fetch(ctx, type, call.request, cb, call.metadata);
     }
     server.addService(def, impl);
   }
@@ -43,8 +45,25 @@ function fetch(
   type: ResourceType,
   req: { resource_names?: string[]; node?: { locality?: { zone?: string } } },
   cb: grpc.sendUnaryData<unknown>,
+  metadata: grpc.Metadata,
 ): void {
-  const snap = ctx.cache.snapshotFor(req.node?.locality?.zone ?? '');
+  const secrets = ctx.secrets;
+  if (type === SDS_TYPE && secrets !== undefined) {
+    // Workload secrets: the caller's token decides whose (see ca/sds-secrets.ts).
+    const auth = metadata.get('authorization')[0];
+    secrets.acquire(typeof auth === 'string' ? auth : auth?.toString()).then(
+      (s) => {
+        answer(ctx, type, s.snapshot, req, cb);
+        secrets.release(s);
+      },
+      (e: Error) => cb({ code: e instanceof SdsSecretError && !e.unauthenticated ? grpc.status.UNAVAILABLE : grpc.status.UNAUTHENTICATED, details: `no workload certificate: ${e.message}` }),
+    );
+    return;
+  }
+  answer(ctx, type, ctx.cache.snapshotFor(req.node?.locality?.zone ?? ''), req, cb);
+}
+
+function answer(ctx: StreamContext, type: ResourceType, snap: XdsSnapshot | null, req: { resource_names?: string[] }, cb: grpc.sendUnaryData<unknown>): void {
   if (snap === null) {
     cb({ code: grpc.status.UNAVAILABLE, details: 'no snapshot yet' });
     return;

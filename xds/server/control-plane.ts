@@ -13,6 +13,7 @@ import { PushGate } from './push-gate';
 import { SnapshotCache } from './snapshot-cache';
 import type { CertificateAuthority } from './ca/authority';
 import { addIdentityService, type IdentityCounters } from './ca/identity-service';
+import { WorkloadSecrets } from './ca/sds-secrets';
 import type { TokenVerifier } from './ca/token-verifier';
 
 export type Log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
@@ -57,11 +58,15 @@ export class ControlPlane {
     if (o.identity !== undefined) {
       this.identity = addIdentityService(this.server, o.identity.ca, o.identity.verifier, (level, msg, f) => this.log(level, msg, f));
       this.metrics.identity = this.identity;
+      // The same certificates over SDS, for Envoy and other xDS clients.
+      ctx.secrets = this.secrets = new WorkloadSecrets(o.identity.ca, o.identity.verifier, this.identity, (level, msg, f) => this.log(level, msg, f));
     }
   }
 
   /** Issued and refused certificates (with an identity service). */
   identity: IdentityCounters | null = null;
+  /** Workload certificates served over SDS (with an identity service). */
+  secrets: WorkloadSecrets | null = null;
 
   async start(): Promise<void> {
     const first = this.o.source.start();
@@ -119,13 +124,14 @@ export class ControlPlane {
         types: Object.fromEntries([...s.resources.entries()].map(([t, m]) => [t, { version: s.typeVersions.get(t), resources: [...m.values()].map((r) => ({ name: r.name, version: r.version })) }])),
       };
     });
-    return { mesh: this.mesh, snapshots: zones };
+    return { mesh: this.mesh, snapshots: zones, ...(this.secrets === null ? {} : { sdsIdentities: this.secrets.identities }) };
   }
 
   async stop(): Promise<void> {
     this.o.source.stop();
     // Discovery streams never end by themselves: close them (clients reconnect elsewhere or later).
     this.server.forceShutdown();
+    this.secrets?.close();
     await this.pool.close();
   }
 }

@@ -5,9 +5,10 @@
 // list after explicit names unsubscribes (only a first empty request to LDS/CDS is a wildcard);
 // types go out in make-before-break order (clusters, endpoints, listeners, routes).
 
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import { preEncode } from '../common/grpc-services';
-import { CDS_TYPE, isResourceType, LDS_TYPE, type ResourceType, shortType, TYPE_ORDER } from '../common/type-urls';
+import { CDS_TYPE, isResourceType, LDS_TYPE, type ResourceType, SDS_TYPE, shortType, TYPE_ORDER } from '../common/type-urls';
+import { SdsSecretError, type WorkloadSecret, type WorkloadSecrets } from './ca/sds-secrets';
 import type { ControlMetrics } from './control-metrics';
 import type { PushGate } from './push-gate';
 import type { NodeInfo, SnapshotCache } from './snapshot-cache';
@@ -23,6 +24,8 @@ export interface StreamContext {
   log: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
   /** Unique nonces across streams. */
   nextNonce(): string;
+  /** Workload certificates over SDS (with a CA); without, SDS serves what the snapshots hold. */
+  secrets?: WorkloadSecrets;
 }
 
 interface RequestCommon {
@@ -54,6 +57,12 @@ abstract class DiscoveryStream {
   protected node: NodeInfo | null = null;
   private closed = false;
   private readonly onUpdate = (): void => this.pushAll();
+  /** This client's workload secrets (SDS with a CA), once its token was checked. */
+  private secret: WorkloadSecret | null = null;
+  private secretState: 'none' | 'pending' | 'ready' | 'refused' = 'none';
+  private readonly onSecretUpdate = (): void => {
+    if (!this.closed) this.push(SDS_TYPE);
+  };
   protected readonly kind: 'sotw' | 'delta';
 
   constructor(
@@ -85,6 +94,8 @@ abstract class DiscoveryStream {
 
   protected abstract onTypeRequest(type: ResourceType, req: RequestCommon): void;
   protected abstract push(type: ResourceType): void;
+  /** Sends the type's current state as a first answer would (after the secrets became ready). */
+  protected abstract refresh(type: ResourceType): void;
   protected abstract subscribedTypes(): Iterable<ResourceType>;
 
   private onRequest(req: RequestCommon): void {
@@ -98,11 +109,41 @@ abstract class DiscoveryStream {
       this.ctx.log('warn', 'discovery request for an unsupported type', { type, node: this.node.id });
       return;
     }
+    if (type === SDS_TYPE && this.ctx.secrets !== undefined && this.secretState === 'none') this.acquireSecret(this.ctx.secrets);
     this.onTypeRequest(type, req);
   }
 
-  protected snapshot(): XdsSnapshot | null {
+  /** The snapshot a type is served from: the node's zone's, or for SDS (with a CA) its identity's secrets. */
+  protected snapshot(type: ResourceType): XdsSnapshot | null {
+    if (type === SDS_TYPE && this.ctx.secrets !== undefined) return this.secret?.snapshot ?? null;
     return this.ctx.cache.snapshotFor(this.node?.zone ?? '');
+  }
+
+  /** Checks the stream's token and gets its identity's secrets; SDS is answered once they are ready. */
+  private acquireSecret(secrets: WorkloadSecrets): void {
+    this.secretState = 'pending';
+    const auth = this.call.metadata.get('authorization')[0];
+    secrets.acquire(typeof auth === 'string' ? auth : auth?.toString()).then(
+      (s) => {
+        if (this.closed) {
+          secrets.release(s);
+          return;
+        }
+        this.secret = s;
+        this.secretState = 'ready';
+        s.on('update', this.onSecretUpdate);
+        this.refresh(SDS_TYPE);
+      },
+      (e: Error) => {
+        this.secretState = 'refused';
+        if (this.closed) return;
+        // A stream for SDS alone ends with the reason; on ADS the other types keep being served.
+        if (this.fixedType === SDS_TYPE) {
+          const code = e instanceof SdsSecretError && !e.unauthenticated ? grpc.status.UNAVAILABLE : grpc.status.UNAUTHENTICATED;
+          this.call.emit('error', { code, details: `no workload certificate: ${e.message}` });
+        }
+      },
+    );
   }
 
   /** A new snapshot: every subscribed type in make-before-break order. */
@@ -144,6 +185,11 @@ abstract class DiscoveryStream {
     this.closed = true;
     this.ctx.cache.off('update', this.onUpdate);
     this.ctx.gate.forget(this.call);
+    if (this.secret !== null) {
+      this.secret.off('update', this.onSecretUpdate);
+      this.ctx.secrets?.release(this.secret);
+      this.secret = null;
+    }
     if (this.node !== null) this.ctx.metrics.streamClosed(this.kind, this.node.userAgent);
   }
 }
@@ -195,7 +241,7 @@ export class SotwStream extends DiscoveryStream {
     if (names.length > 0) st.legacyWildcard = false;
     const wildcard = st.legacyWildcard || names.includes('*');
     // The snapshot's own strings where they exist: a thousand streams share them.
-    const snap0 = this.snapshot();
+    const snap0 = this.snapshot(type);
     const set = new Set(names.filter((n) => n !== '*').map((n) => snap0?.get(type, n)?.name ?? n));
     const changed = wildcard !== st.wildcard || set.size !== st.names.size || [...set].some((n) => !st.names.has(n));
     st.wildcard = wildcard;
@@ -206,9 +252,13 @@ export class SotwStream extends DiscoveryStream {
     }
   }
 
+  protected refresh(type: ResourceType): void {
+    this.push(type, true);
+  }
+
   protected push(type: ResourceType, force = false): void {
     const st = this.types.get(type);
-    const snap = this.snapshot();
+    const snap = this.snapshot(type);
     if (st === undefined || snap === null) return;
     const version = snap.typeVersions.get(type) ?? '';
     const subKey = st.subKey;
@@ -283,7 +333,7 @@ export class DeltaStream extends DiscoveryStream {
     }
     // A subscription change: what the client holds now, minus what it drops, against the new subscription.
     const had = this.holdings(type, st);
-    const snap = this.snapshot();
+    const snap = this.snapshot(type);
     for (const n of sub) {
       if (n === '*') st.wildcard = true;
       else {
@@ -305,9 +355,13 @@ export class DeltaStream extends DiscoveryStream {
     return new Map(st.synced.select(type, st.wildcard, st.subscribed).map((r) => [r.name, r.version]));
   }
 
+  protected refresh(type: ResourceType): void {
+    this.push(type);
+  }
+
   protected push(type: ResourceType, had?: Map<string, string>): void {
     const st = this.types.get(type);
-    const snap = this.snapshot();
+    const snap = this.snapshot(type);
     if (st === undefined || snap === null) return;
     if (had === undefined) {
       if (st.synced === snap) return;
