@@ -45,6 +45,11 @@ Control plane:
       Defaults: listen 127.0.0.1:18000, admin 127.0.0.1:9901 (/metrics /ready /live /config_dump).
       With --ca-dir it also issues workload certificates (SPIFFE IDs in trust domain D, default
       cluster.local) to proxies that prove their identity with a token.
+      The directory is watched: an issuer replaced there signs the next certificates.
+  bowline ca (rotate-issuer | rotate-anchor | retire-anchors | show) --ca-dir DIR
+      rotate-issuer: a new issuer signed by the anchor (leaves under the old one stay valid);
+      rotate-anchor: a new anchor and issuer, the bundle keeps the old anchor until
+      retire-anchors (run it once every leaf under the old anchor has been renewed)
   bowline token --secret FILE --service-account SA [--namespace NS] [--ttl-s S]
       prints a signed workload token (local use) for --token-secret
 `;
@@ -187,6 +192,25 @@ async function main(): Promise<void> {
       const { readFileSync } = await import('node:fs');
       const { signToken } = await import('../xds/server/ca/token-verifier');
       process.stdout.write(`${signToken(readFileSync(v.secret), { namespace: v.namespace, serviceAccount: v['service-account'] }, Number(v['ttl-s']))}\n`);
+      return;
+    }
+    case 'ca': {
+      // CA maintenance on the files a running `bowline control --ca-dir` watches: it picks them up.
+      const { parseArgs: pa } = await import('node:util');
+      const [action, ...args] = rest;
+      const { values: v } = pa({ args, options: { 'ca-dir': { type: 'string' }, 'trust-domain': { type: 'string', default: 'cluster.local' } } });
+      if (v['ca-dir'] === undefined || !['rotate-issuer', 'rotate-anchor', 'retire-anchors', 'show'].includes(action ?? '')) fail('ca needs an action (rotate-issuer, rotate-anchor, retire-anchors, show) and --ca-dir DIR');
+      const { CertificateAuthority } = await import('../xds/server/ca/authority');
+      try {
+        const ca = await CertificateAuthority.open({ dir: v['ca-dir'], trustDomain: v['trust-domain'] });
+        if (action === 'rotate-issuer') await ca.rotateIssuer();
+        else if (action === 'rotate-anchor') await ca.rotateAnchor();
+        else if (action === 'retire-anchors') ca.retireOldAnchors();
+        process.stdout.write(`${JSON.stringify(ca.describe(), null, 2)}\n`);
+      } catch (e) {
+        process.stderr.write(`bowline ca ${action}: ${(e as Error).message}\n`);
+        process.exit(1);
+      }
       return;
     }
     case 'control': {

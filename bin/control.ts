@@ -54,7 +54,7 @@ export async function control(argv: string[], fail: (msg: string) => never): Pro
     const ttl = Number(values['leaf-ttl-s']);
     if (!(ttl >= 1)) fail(`--leaf-ttl-s must be a number of seconds >= 1, got "${values['leaf-ttl-s']}"`);
     const ca = await CertificateAuthority.open({ dir: values['ca-dir'], trustDomain: values['trust-domain'], generate: values['generate-ca'], leafTtlMs: ttl * 1000, log });
-    identity = { ca, verifier };
+    identity = { ca, verifier, watchDir: values['ca-dir'] };
   }
   const cp = new ControlPlane({ source: new FileMeshSource(values.config), listen: values.listen, buildThreads: threads, log, identity });
   await cp.start();

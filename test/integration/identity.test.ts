@@ -60,7 +60,7 @@ test('a generated CA warns, writes its files, and loads the same anchor again', 
   for (const f of ['anchor.crt', 'anchor.key', 'issuer.crt', 'issuer.key']) assert.ok(existsSync(join(dir, 'ca', f)), f);
   const again = await CertificateAuthority.open({ dir: join(dir, 'ca'), trustDomain: 'mesh.test' });
   assert.equal(again.trustBundlePem, ca.trustBundlePem);
-  await assert.rejects(CertificateAuthority.open({ dir: join(dir, 'empty'), trustDomain: 'mesh.test' }), /anchor\.crt\/anchor\.key and issuer\.crt\/issuer\.key are needed/);
+  await assert.rejects(CertificateAuthority.open({ dir: join(dir, 'empty'), trustDomain: 'mesh.test' }), /anchor\.crt and issuer\.crt\/issuer\.key are needed/);
 });
 
 test('a workload gets a certificate with its SPIFFE ID that chains to the trust anchor, and renews it at 70%', { timeout: 20_000 }, async () => {
@@ -233,4 +233,34 @@ test('Kubernetes tokens are checked with a TokenReview (against a stand-in API s
   } finally {
     srv.close();
   }
+});
+
+test('reload: an issuer replaced in the directory signs from then on; half-written or foreign files are refused', { timeout: 20_000 }, async () => {
+  const { cpSync, unlinkSync } = await import('node:fs');
+  const d = join(dir, 'reload');
+  cpSync(join(dir, 'ca'), d, { recursive: true });
+  // Production keeps the anchor's key offline: the CA runs without it.
+  unlinkSync(join(d, 'anchor.key'));
+  const running = await CertificateAuthority.open({ dir: d, trustDomain: 'mesh.test' });
+  assert.equal(await running.reload(), 'none');
+  await assert.rejects(running.rotateIssuer(), /anchor\.key is needed to sign a new issuer/);
+  // A new issuer made elsewhere (where the anchor key is).
+  const offline = join(dir, 'offline');
+  cpSync(join(dir, 'ca'), offline, { recursive: true });
+  const signer = await CertificateAuthority.open({ dir: offline, trustDomain: 'mesh.test' });
+  await signer.rotateIssuer();
+  const before = running.issuerPem;
+  // Half of the change (the new key beside the old certificate) is refused; the issuer in force stays.
+  writeFileSync(join(d, 'issuer.key'), readFileSync(join(offline, 'issuer.key')));
+  await assert.rejects(running.reload(), /issuer\.key does not belong to issuer\.crt/);
+  assert.equal(running.issuerPem, before);
+  writeFileSync(join(d, 'issuer.crt'), readFileSync(join(offline, 'issuer.crt')));
+  assert.equal(await running.reload(), 'issuer');
+  assert.equal(running.issuerPem, signer.issuerPem);
+  // An issuer from another CA does not chain to our anchor.
+  const foreign = await CertificateAuthority.open({ dir: join(dir, 'foreign'), trustDomain: 'mesh.test', generate: true });
+  writeFileSync(join(d, 'issuer.crt'), foreign.issuerPem);
+  writeFileSync(join(d, 'issuer.key'), readFileSync(join(dir, 'foreign', 'issuer.key')));
+  await assert.rejects(running.reload(), /not signed by the trust anchor/);
+  assert.equal(running.issuerPem, signer.issuerPem);
 });

@@ -13,6 +13,7 @@ import { PushGate } from './push-gate';
 import { SnapshotCache } from './snapshot-cache';
 import type { CertificateAuthority } from './ca/authority';
 import { addIdentityService, type IdentityCounters } from './ca/identity-service';
+import { CaWatcher } from './ca/ca-watcher';
 import { WorkloadSecrets } from './ca/sds-secrets';
 import type { TokenVerifier } from './ca/token-verifier';
 
@@ -28,7 +29,12 @@ export interface ControlPlaneOptions {
   maxPendingPushBytes?: number;
   log?: Log;
   /** Certificate issuance on the same gRPC server (the Identity service). */
-  identity?: { ca: CertificateAuthority; verifier: TokenVerifier };
+  identity?: {
+    ca: CertificateAuthority;
+    verifier: TokenVerifier;
+    /** The CA's directory, watched: an issuer replaced there signs from then on. */
+    watchDir?: string;
+  };
 }
 
 export class ControlPlane {
@@ -60,6 +66,7 @@ export class ControlPlane {
       this.metrics.identity = this.identity;
       // The same certificates over SDS, for Envoy and other xDS clients.
       ctx.secrets = this.secrets = new WorkloadSecrets(o.identity.ca, o.identity.verifier, this.identity, (level, msg, f) => this.log(level, msg, f));
+      if (o.identity.watchDir !== undefined) this.caWatcher = new CaWatcher(o.identity.ca, o.identity.watchDir, (level, msg, f) => this.log(level, msg, f));
     }
   }
 
@@ -67,12 +74,14 @@ export class ControlPlane {
   identity: IdentityCounters | null = null;
   /** Workload certificates served over SDS (with an identity service). */
   secrets: WorkloadSecrets | null = null;
+  private caWatcher: CaWatcher | null = null;
 
   async start(): Promise<void> {
     const first = this.o.source.start();
     await this.apply(first);
     if (this.cache.generation === 0) throw new Error(`${this.o.source.description}: the mesh could not be built`);
     this.o.source.on('mesh', (m) => this.enqueue(m));
+    this.caWatcher?.start();
     this.o.source.on('invalid', (e) => {
       this.metrics.meshRejected++;
       this.log('warn', 'mesh change refused; the mesh in force stays', { error: e.message });
@@ -132,6 +141,7 @@ export class ControlPlane {
     // Discovery streams never end by themselves: close them (clients reconnect elsewhere or later).
     this.server.forceShutdown();
     this.secrets?.close();
+    this.caWatcher?.stop();
     await this.pool.close();
   }
 }

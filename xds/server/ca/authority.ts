@@ -5,8 +5,8 @@
 // leaves carry their issuer, and peers trust the anchors, which do not change; rotating the anchor
 // itself keeps the old one in the trust bundle until leaves signed under it have expired.
 
-import { randomBytes, X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createPrivateKey, createPublicKey, randomBytes, X509Certificate } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type CryptoKey, EC_P256, generateKeyPair, privateKeyPem, x509 } from '../../common/x509';
 
@@ -28,7 +28,8 @@ export interface AuthorityOptions {
 
 interface Pair {
   cert: x509.X509Certificate;
-  key: CryptoKey;
+  /** null: not on this host (an anchor's key kept offline). */
+  key: CryptoKey | null;
 }
 
 export interface Issued {
@@ -68,6 +69,12 @@ export class CertificateAuthority {
     return this.anchors.map((a) => a.toString('pem')).join('\n');
   }
 
+  /** What the CA holds, for people (no keys). */
+  describe(): { trustDomain: string; issuer: { subject: string; serial: string; notAfter: string }; anchors: { subject: string; serial: string; notAfter: string }[] } {
+    const d = (c: x509.X509Certificate): { subject: string; serial: string; notAfter: string } => ({ subject: c.subject, serial: c.serialNumber, notAfter: c.notAfter.toISOString() });
+    return { trustDomain: this.o.trustDomain, issuer: d(this.issuer.cert), anchors: this.anchors.map(d) };
+  }
+
   get issuerPem(): string {
     return this.issuer.cert.toString('pem');
   }
@@ -93,7 +100,7 @@ export class CertificateAuthority {
       notBefore: new Date(now - 60_000),
       notAfter: new Date(notAfter),
       publicKey: csr.publicKey,
-      signingKey: this.issuer.key,
+      signingKey: this.issuer.key!,
       signingAlgorithm: EC_P256,
       extensions: [
         new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffe }], true),
@@ -142,13 +149,39 @@ export class CertificateAuthority {
   private async load(): Promise<void> {
     const dir = this.o.dir;
     const has = (n: string): boolean => existsSync(join(dir, `${n}.crt`)) && existsSync(join(dir, `${n}.key`));
-    if (!has('anchor') || !has('issuer')) {
-      if (this.o.generate !== true) throw new Error(`${dir}: anchor.crt/anchor.key and issuer.crt/issuer.key are needed (or let bowline generate a CA for local use)`);
+    if (!existsSync(join(dir, 'anchor.crt')) || !has('issuer')) {
+      if (this.o.generate !== true) throw new Error(`${dir}: anchor.crt and issuer.crt/issuer.key are needed (or let bowline generate a CA for local use)`);
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       this.o.log?.('warn', 'generating a certificate authority for LOCAL USE; its keys are in files here. Bring your own anchor and issuer for production', { dir });
       if (!has('anchor')) await this.save('anchor', await this.createAnchor());
+      if (!has('issuer')) await this.save('issuer', await this.createIssuer(await this.read('anchor')));
     }
-    const anchor = await this.read('anchor');
+    const f = await this.readFiles();
+    this.anchor = f.anchor;
+    this.anchors = f.anchors;
+    this.issuer = f.issuer;
+  }
+
+  /**
+   * Re-reads the directory: an issuer replaced there (by `bowline ca rotate-issuer`, cert-manager or
+   * by hand) signs from now on, and a changed trust bundle is served. A half-written or invalid set
+   * of files is refused (the CA in force stays) and tried again at the next call. Returns what changed.
+   */
+  async reload(): Promise<'issuer' | 'bundle' | 'none'> {
+    const f = await this.readFiles();
+    const issuerChanged = f.issuer.cert.serialNumber !== this.issuer.cert.serialNumber;
+    const bundleChanged = f.anchors.map((a) => a.serialNumber).join() !== this.anchors.map((a) => a.serialNumber).join();
+    this.anchor = f.anchor;
+    this.anchors = f.anchors;
+    this.issuer = f.issuer;
+    if (issuerChanged) this.o.log?.('info', 'CA issuer reloaded', { subject: f.issuer.cert.subject, serial: f.issuer.cert.serialNumber, notAfter: f.issuer.cert.notAfter.toISOString() });
+    return issuerChanged ? 'issuer' : bundleChanged ? 'bundle' : 'none';
+  }
+
+  /** The anchor (its key only where present: production keeps it offline), bundle and issuer, checked. */
+  private async readFiles(): Promise<{ anchor: Pair; anchors: x509.X509Certificate[]; issuer: Pair }> {
+    const dir = this.o.dir;
+    const anchor = await this.read('anchor', existsSync(join(dir, 'anchor.key')));
     // A bundle written during an anchor rotation carries the old anchor(s) too.
     const extra: x509.X509Certificate[] = [];
     const bundleFile = join(dir, 'trust-bundle.crt');
@@ -158,16 +191,16 @@ export class CertificateAuthority {
         if (cert.serialNumber !== anchor.cert.serialNumber) extra.push(cert);
       }
     }
-    this.anchor = anchor;
-    this.anchors = [anchor.cert, ...extra];
-    if (!has('issuer')) await this.save('issuer', await this.createIssuer(anchor));
-    this.issuer = await this.read('issuer');
-    // The issuer must chain to an anchor we trust.
-    const issuerCert = new X509Certificate(this.issuer.cert.toString('pem'));
+    const issuer = await this.read('issuer');
+    // The issuer must chain to an anchor we trust, and its key must be its certificate's.
+    const issuerCert = new X509Certificate(issuer.cert.toString('pem'));
     const signer = new X509Certificate(anchor.cert.toString('pem'));
     if (!issuerCert.checkIssued(signer) || !issuerCert.verify(signer.publicKey)) {
-      throw new Error(`${dir}: issuer.crt is not signed by the trust anchor`);
+      throw new Error(`${dir}: issuer.crt is not signed by the trust anchor (anchor.crt)`);
     }
+    const keyDer = createPublicKey(createPrivateKey(readFileSync(join(dir, 'issuer.key'), 'utf8'))).export({ type: 'spki', format: 'der' });
+    if (!Buffer.from(issuer.cert.publicKey.rawData).equals(keyDer)) throw new Error(`${dir}: issuer.key does not belong to issuer.crt`);
+    return { anchor, anchors: [anchor.cert, ...extra], issuer };
   }
 
   private async createAnchor(): Promise<Pair> {
@@ -186,6 +219,7 @@ export class CertificateAuthority {
   }
 
   private async createIssuer(anchor: Pair): Promise<Pair> {
+    if (anchor.key === null) throw new Error(`${this.o.dir}: anchor.key is needed to sign a new issuer (or put the new issuer.crt/issuer.key there)`);
     const keys = await generateKeyPair();
     const now = this.now();
     const cert = await x509.X509CertificateGenerator.create({
@@ -207,14 +241,21 @@ export class CertificateAuthority {
     return { cert, key: keys.privateKey };
   }
 
+  /** Writes the key, then the certificate, each atomically (a reader sees old or new files, never half of one). */
   private async save(name: string, p: Pair): Promise<void> {
-    writeFileSync(join(this.o.dir, `${name}.key`), await privateKeyPem(p.key), { mode: 0o600 });
-    writeFileSync(join(this.o.dir, `${name}.crt`), p.cert.toString('pem'));
+    const put = (file: string, text: string, mode: number): void => {
+      const tmp = join(this.o.dir, `.${file}.${process.pid}.tmp`);
+      writeFileSync(tmp, text, { mode });
+      renameSync(tmp, join(this.o.dir, file));
+    };
+    if (p.key !== null) put(`${name}.key`, await privateKeyPem(p.key), 0o600);
+    put(`${name}.crt`, p.cert.toString('pem'), 0o644);
   }
 
-  private async read(name: string): Promise<Pair> {
+  private async read(name: string, withKey = true): Promise<Pair> {
     const dir = this.o.dir;
     const cert = new x509.X509Certificate(readFileSync(join(dir, `${name}.crt`), 'utf8'));
+    if (!withKey) return { cert, key: null };
     const pem = readFileSync(join(dir, `${name}.key`), 'utf8');
     const der = Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
     const { webcrypto } = await import('node:crypto');
