@@ -2,7 +2,8 @@
 // 3-second leaves, a proxy renews its own about every 2 s and calls itself over mutual TLS, and
 // `bowline ca rotate-issuer` replaces the issuer in the CA's directory mid-load. The control plane
 // picks the new issuer up; the proxy's next certificate carries it; fresh mTLS connections from
-// outside see it; and no request fails, neither through the proxy nor on fresh handshakes.
+// outside see it; and no request fails, neither through the proxy nor on fresh handshakes. Also:
+// the mesh file's authorization policy reaches the proxy over xDS and applies live.
 
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -39,12 +40,8 @@ async function freePort(): Promise<number> {
   return p;
 }
 
-before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'bowline-rotation-'));
-  app = await echoServer();
-  inPort = await freePort();
-  // One proxy calls itself: outbound "out" -> meshed service "self" -> its own inbound "in" -> app.
-  mesh = new TempConfig(`
+function meshYaml(policy: string): string {
+  return `
 listeners:
   - { name: out, address: 127.0.0.1:0, routes: [r] }
   - { name: in, address: 127.0.0.1:${inPort}, direction: inbound, defaultService: app }
@@ -52,7 +49,15 @@ services:
   - { name: self, identity: "${WEB}", endpoints: [{ address: 127.0.0.1:${inPort} }], retry: { maxRetries: 0 } }
   - { name: app, endpoints: [{ address: 127.0.0.1:${app.port} }] }
 routes: [{ name: r, backendRefs: [{ name: self }] }]
-`);
+${policy}`;
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'bowline-rotation-'));
+  app = await echoServer();
+  inPort = await freePort();
+  // One proxy calls itself: outbound "out" -> meshed service "self" -> its own inbound "in" -> app.
+  mesh = new TempConfig(meshYaml(''));
   const secret = join(dir, 'token-secret');
   writeFileSync(secret, Buffer.alloc(48, 7));
   const caDir = join(dir, 'ca');
@@ -154,4 +159,20 @@ test('leaf renewals and an issuer rotation under load: no request fails, fresh h
   assert.deepEqual(proxied.failed, [], 'requests through the proxy');
   assert.deepEqual(probes.failed, [], 'fresh mTLS handshakes');
   assert.ok(proxied.ok > 100 && probes.ok > 20, `proxied ${proxied.ok}, probes ${probes.ok}`);
+});
+
+test('an authorization policy in the mesh file reaches the proxy over xDS and applies live', { timeout: 30_000 }, async () => {
+  mesh.replace(
+    meshYaml(`
+policy:
+  servers: [{ name: in, listener: in }]
+  authorizationPolicies:
+    - { name: web-only, targetRef: { kind: Server, name: in }, meshTLS: { identities: ["${WEB}"] } }
+`),
+  );
+  await eventually(async () => (await probeOnce()).status === 'HTTP/1.1 403 Forbidden', 10_000, 'the probe identity denied');
+  const t = await runRequests(proxy.ports.out!, 20, { concurrency: 2 });
+  assert.equal(t.statuses.get(200), 20, 'the web identity is still allowed');
+  mesh.replace(meshYaml(''));
+  await eventually(async () => (await probeOnce()).status.startsWith('HTTP/1.1 200'), 10_000, 'policy removed');
 });

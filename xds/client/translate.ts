@@ -25,12 +25,14 @@ import {
   type ListenerProtocol,
   type ListenerSnapshot,
   type PathMatch,
+  type PolicySnapshot,
   type RetryCondition,
   type RetryPolicy,
   type RouteMatchSnapshot,
   type RouteSnapshot,
   type ServiceSnapshot,
 } from '../../engine/config/snapshot';
+import { findSnapshotProblems } from '../../engine/config/validate-snapshot';
 import { unpackAny } from '../common/protos';
 import { bowlineMetadata, durationMs } from '../common/struct';
 import type * as E from './envoy-types';
@@ -75,6 +77,8 @@ export function validateListener(l: E.Listener): string[] {
   if (sa === undefined) return [`${at}: address.socket_address is required (pipes and internal listeners are not supported)`];
   if (sa.named_port !== undefined && sa.named_port !== '') return [`${at}: address.socket_address.named_port is not supported`];
   const problems: string[] = [];
+  const policy = bowlineMetadata(l.metadata)['policy'];
+  if (policy !== undefined) problems.push(...readPolicy(policy, `${at}: metadata io.bowline.policy`).problems);
   const chain = pickChain(l);
   if (chain === undefined) return problems;
   (chain.filters ?? []).forEach((f, i) => {
@@ -199,6 +203,8 @@ export function translateXds(res: XdsResources, o: TranslateOptions): Translatio
     return names;
   };
 
+  /** The mesh's authorization policy (Bowline's control plane puts it on inbound listeners). */
+  let policy: PolicySnapshot | undefined;
   for (const l of res.listeners.values()) {
     const sa = l.address?.socket_address;
     if (sa === undefined || l.api_listener !== undefined) continue; // gRPC api_listeners are not for a proxy
@@ -214,6 +220,7 @@ export function translateXds(res: XdsResources, o: TranslateOptions): Translatio
       detectTimeoutMs: (meta['detectTimeoutMs'] as number | undefined) ?? DEFAULT_DETECT_TIMEOUT_MS,
     };
     if (typeof meta['defaultService'] === 'string') snap.defaultService = meta['defaultService'];
+    if (snap.direction === 'inbound' && meta['policy'] !== undefined && policy === undefined) policy = readPolicy(meta['policy'], name).policy;
     if (l.use_original_dst?.value === true) warnings.push(`listener "${name}": use_original_dst is not supported yet; it forwards only what its own filters say`);
     if ((l.filter_chains?.length ?? 0) > 1) warnings.push(`listener "${name}": ${l.filter_chains!.length} filter chains; only the first without a filter_chain_match (or the default chain) is used`);
     for (const f of chain?.filters ?? []) {
@@ -268,6 +275,7 @@ export function translateXds(res: XdsResources, o: TranslateOptions): Translatio
       routes,
       http: { ...DEFAULT_HTTP_SETTINGS },
       opaquePorts: [],
+      ...(policy === undefined ? {} : { policy }),
     },
     missing: missingList,
     warnings,
@@ -573,4 +581,38 @@ function translateEndpoints(cla: E.ClusterLoadAssignment): EndpointSnapshot[] {
     }
   }
   return out;
+}
+
+const DEFAULT_POLICIES = ['all-unauthenticated', 'all-authenticated', 'cluster-authenticated', 'deny'];
+
+/** The authorization policy in a listener's io.bowline metadata, checked field by field. */
+export function readPolicy(v: unknown, at: string): { policy?: PolicySnapshot; problems: string[] } {
+  const problems: string[] = [];
+  const isStrings = (x: unknown): x is string[] => Array.isArray(x) && x.every((e) => typeof e === 'string');
+  const o = (v ?? {}) as Record<string, unknown>;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return { problems: [`${at}: must be a struct`] };
+  if (!DEFAULT_POLICIES.includes(o['defaultPolicy'] as string)) problems.push(`${at}.defaultPolicy: must be one of ${DEFAULT_POLICIES.join(', ')}`);
+  if (!isStrings(o['clusterNetworks'])) problems.push(`${at}.clusterNetworks: must be a list of CIDRs`);
+  if (typeof o['audit'] !== 'boolean') problems.push(`${at}.audit: must be a boolean`);
+  const servers = Array.isArray(o['servers']) ? (o['servers'] as Record<string, unknown>[]) : null;
+  if (servers === null) problems.push(`${at}.servers: must be a list`);
+  servers?.forEach((srv, i) => {
+    if (typeof srv?.['name'] !== 'string' || (typeof srv['port'] !== 'number') === (typeof srv['listener'] !== 'string')) problems.push(`${at}.servers[${i}]: needs a name and a port or a listener`);
+  });
+  const authz = Array.isArray(o['authorizations']) ? (o['authorizations'] as Record<string, unknown>[]) : null;
+  if (authz === null) problems.push(`${at}.authorizations: must be a list`);
+  authz?.forEach((a, i) => {
+    const t = a?.['target'] as Record<string, unknown> | undefined;
+    if (typeof a?.['name'] !== 'string' || (t?.['kind'] !== 'server' && t?.['kind'] !== 'route') || typeof t?.['name'] !== 'string') problems.push(`${at}.authorizations[${i}]: needs a name and a target { kind: server|route, name }`);
+    if (a?.['identities'] !== undefined && !isStrings(a['identities'])) problems.push(`${at}.authorizations[${i}].identities: must be a list of SPIFFE ID patterns`);
+    const nets = a?.['networks'];
+    if (nets !== undefined && !(Array.isArray(nets) && nets.every((n: Record<string, unknown>) => typeof n?.['cidr'] === 'string' && isStrings(n['except'])))) problems.push(`${at}.authorizations[${i}].networks: must be a list of { cidr, except }`);
+  });
+  if (problems.length > 0) return { problems };
+  const policy = v as PolicySnapshot;
+  // The same checks as a policy from a file (CIDRs, identity patterns); references are checked against the whole config later.
+  for (const p of findSnapshotProblems({ version: '', zone: '', listeners: [], services: [], routes: [], http: { ...DEFAULT_HTTP_SETTINGS }, opaquePorts: [], policy })) {
+    if (p.path[0] === 'policy' && !p.reason.startsWith('no ')) problems.push(`${at}.${p.path.slice(1).join('.')}: ${p.reason}`);
+  }
+  return problems.length > 0 ? { problems } : { policy, problems };
 }

@@ -17,6 +17,7 @@ import {
   type EngineSnapshot,
   type HeaderMatch,
   type ListenerSnapshot,
+  type PolicySnapshot,
   type RetryPolicy,
   type RouteMatchSnapshot,
   type RouteSnapshot,
@@ -129,7 +130,7 @@ export function socketResources(mesh: EngineSnapshot, check = true): { listeners
   const listeners = new Map<string, Record<string, unknown>>();
   const routes = new Map<string, Record<string, unknown>>();
   for (const l of mesh.listeners) {
-    listeners.set(l.name, listenerMessage(l));
+    listeners.set(l.name, listenerMessage(l, mesh.policy));
     if (l.protocol === 'opaque') continue;
     routes.set(l.name, { name: l.name, virtual_hosts: virtualHosts(l, l.routes.map((n) => byName.get(n)!)) });
   }
@@ -146,13 +147,15 @@ function httpConnectionManager(statPrefix: string, routeConfigName: string): Rec
   };
 }
 
-function listenerMessage(l: ListenerSnapshot): Record<string, unknown> {
+function listenerMessage(l: ListenerSnapshot, policy: PolicySnapshot | undefined): Record<string, unknown> {
   const filter =
     l.protocol === 'opaque'
       ? { name: 'envoy.filters.network.tcp_proxy', typed_config: packAny(TCP_PROXY, { stat_prefix: l.name, cluster: l.defaultService ?? '' }) }
       : { name: 'envoy.filters.network.http_connection_manager', typed_config: packAny(HTTP_CONNECTION_MANAGER, httpConnectionManager(l.name, l.name)) };
   const bowline: Record<string, unknown> = { protocol: l.protocol, detectTimeoutMs: l.detectTimeoutMs };
   if (l.defaultService !== undefined) bowline['defaultService'] = l.defaultService;
+  // The mesh's authorization policy rides on its inbound listeners, for Bowline proxies.
+  if (policy !== undefined && l.direction === 'inbound') bowline['policy'] = policy;
   return {
     name: l.name,
     address: { socket_address: { address: l.address.host, port_value: l.address.port } },

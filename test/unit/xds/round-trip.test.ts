@@ -10,6 +10,7 @@ import { loadConfigFile, parseConfigText } from '../../../engine/config/file/yam
 import type { EngineSnapshot } from '../../../engine/config/snapshot';
 import { validateSnapshot } from '../../../engine/config/validate-snapshot';
 import { decodeMessage, packAny } from '../../../xds/common/protos';
+import { toStruct } from '../../../xds/common/struct';
 import { CDS_TYPE, EDS_TYPE, LDS_TYPE, RDS_TYPE } from '../../../xds/common/type-urls';
 import type * as E from '../../../xds/client/envoy-types';
 import { translateXds, validateCluster, validateListener, validateRouteConfiguration, type XdsResources } from '../../../xds/client/translate';
@@ -74,6 +75,9 @@ test('the example mesh round-trips through xDS into the same services, routes an
     assert.equal(got.defaultService, l.defaultService);
     if (l.protocol !== 'opaque') assert.deepEqual(got.routes, l.routes, `${l.name} routes`);
   }
+  // The authorization policy rides on the inbound listeners.
+  assert.ok(mesh.policy !== undefined && mesh.policy.authorizations.length > 0);
+  assert.deepEqual(s.policy, mesh.policy);
 });
 
 test('matches of every kind come back as they were', () => {
@@ -174,4 +178,13 @@ test('resources Bowline cannot run are refused with the field named', () => {
   assert.match(problems, /routes\[h\]\.match\.headers\[x\]: Invalid regular expression/);
   assert.match(problems, /routes\[h\]\.route\.cluster_header is not supported/);
   assert.match(validateCluster({ name: 'c', type: 'AGGREGATE' }).join(), /cluster "c": type AGGREGATE is not supported/);
+  // A policy in Bowline's metadata that does not parse is refused, not half-applied.
+  const withPolicy = (policy: object): E.Listener =>
+    ({ name: 'in', address: { socket_address: { address: '127.0.0.1', port_value: 1 } }, metadata: { filter_metadata: { 'io.bowline': toStruct({ policy }) } } }) as unknown as E.Listener;
+  const good = { defaultPolicy: 'deny', clusterNetworks: [], audit: false, servers: [{ name: 's', port: 1 }], authorizations: [{ name: 'a', target: { kind: 'server', name: 's' }, identities: ['*'] }] };
+  assert.deepEqual(validateListener(withPolicy(good)), []);
+  assert.match(validateListener(withPolicy({ ...good, defaultPolicy: 'allow' })).join(), /metadata io\.bowline\.policy\.defaultPolicy: must be one of/);
+  assert.match(validateListener(withPolicy({ ...good, authorizations: [{ ...good.authorizations[0], identities: ['web'] }] })).join(), /policy\.authorizations\.0\.identities\.0: must be "\*" or a SPIFFE ID pattern/);
+  assert.match(validateListener(withPolicy({ ...good, servers: [{ name: 's' }] })).join(), /servers\[0\]: needs a name and a port or a listener/);
 });
+
