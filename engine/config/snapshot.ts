@@ -47,6 +47,8 @@ export interface IdentitySnapshot {
   certChainPem: string;
   keyPem: string;
   trustBundlePem: string;
+  /** The PEM files it was read from (a config file's proxy.identity): watched, and re-read when they change. */
+  files?: string[];
 }
 
 export interface PoolSettings {

@@ -126,3 +126,32 @@ test('the config dump names the identity and never shows the key', { timeout: 30
   assert.deepEqual((JSON.parse(dump) as { snapshot: { identity: unknown } }).snapshot.identity, { spiffeId: 'spiffe://mesh.test/ns/shop/sa/api' });
   assert.doesNotMatch(dump, /PRIVATE KEY|BEGIN CERTIFICATE/);
 });
+
+test('identity files rotated by another tool are picked up without an edit of the config', { timeout: 30_000 }, async () => {
+  const { renameSync, writeFileSync } = await import('node:fs');
+  const serial = (): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const s = tls.connect({ host: '127.0.0.1', port: serverProxy.ports.in!, ca: ids['api']!.trustBundlePem, key: ids['web']!.keyPem, cert: ids['web']!.certChainPem, checkServerIdentity: () => undefined, minVersion: 'TLSv1.3' });
+      s.on('secureConnect', () => {
+        resolve(s.getPeerCertificate().serialNumber);
+        s.destroy();
+      });
+      s.on('error', reject);
+    });
+  const before = await serial();
+  const fresh = (await issueIdentities(dir, join(dir, 'ca'), ['api']))['api']!;
+  // Key first, then the chain, each replaced atomically, as cert-manager's or SPIRE's helpers do.
+  for (const [file, text] of [['api.key', fresh.keyPem], ['api.crt', fresh.certChainPem]] as const) {
+    writeFileSync(join(dir, `.${file}.tmp`), text);
+    renameSync(join(dir, `.${file}.tmp`), join(dir, file));
+  }
+  let now = before;
+  for (let i = 0; i < 100 && now === before; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    now = await serial();
+  }
+  assert.notEqual(now, before, 'the proxy serves the new certificate');
+  const { X509Certificate } = await import('node:crypto');
+  assert.equal(now.toLowerCase(), new X509Certificate(fresh.certChainPem).serialNumber.toLowerCase());
+  assert.equal((await get(serverProxy.ports.in!)).status, 200);
+});

@@ -49,6 +49,9 @@ export class ConfigWatcher extends EventEmitter<ConfigWatcherEvents> {
   private lastStat: { mtimeMs: number; size: number; ino: number } | undefined;
   private versionCount = 0;
   private lastGood: EngineSnapshot | undefined;
+  /** Stats of the files the config names (identity PEM files): a change there re-reads the config. */
+  private extraStamp = '';
+  private extraForced = false;
 
   constructor(file: string, options: ConfigWatcherOptions = {}) {
     super();
@@ -126,6 +129,18 @@ export class ConfigWatcher extends EventEmitter<ConfigWatcherEvents> {
     this.lastStat = seen;
     const changed = seen?.mtimeMs !== before?.mtimeMs || seen?.size !== before?.size || seen?.ino !== before?.ino;
     if (changed && seen !== undefined) this.scheduleReload();
+    const extra = this.lastGood?.identity?.files;
+    if (extra !== undefined && extra.length > 0) {
+      // Certificates rotated by another tool (cert-manager, SPIRE, a script) take effect without an edit of the config.
+      const stamp = await extraStamp(extra);
+      if (!this.running) return;
+      if (stamp !== this.extraStamp) {
+        this.extraStamp = stamp;
+        this.extraForced = true;
+        this.lastContent = undefined;
+        this.scheduleReload();
+      }
+    }
     if (this.useFsWatch && this.fsWatcher === undefined && this.running) this.startFsWatch(); // the directory may be back
   }
 
@@ -177,13 +192,32 @@ export class ConfigWatcher extends EventEmitter<ConfigWatcherEvents> {
       snapshot = parseConfigText(content.toString('utf8'), this.file, `file-${this.versionCount + 1}`);
     } catch (err) {
       const error = err instanceof ConfigError ? err : new ConfigError(this.file, [{ field: '', reason: String(err) }]);
+      // Files caught half-rotated (a new key beside the old certificate): looked at again at the next poll.
+      if (this.extraForced) this.extraStamp = '';
+      this.extraForced = false;
       this.emit('invalid', error);
       return;
     }
+    this.extraForced = false;
     this.versionCount++;
     this.lastGood = snapshot;
+    if (snapshot.identity?.files !== undefined && this.extraStamp === '') void extraStamp(snapshot.identity.files).then((st) => (this.extraStamp = st));
     this.emit('snapshot', snapshot);
   }
+}
+
+async function extraStamp(files: string[]): Promise<string> {
+  const parts = await Promise.all(
+    files.map(async (f) => {
+      try {
+        const st = await stat(f);
+        return `${st.mtimeMs}:${st.size}:${st.ino}`;
+      } catch {
+        return '-';
+      }
+    }),
+  );
+  return parts.join('|');
 }
 
 function statKey(s: Stats): { mtimeMs: number; size: number; ino: number } {

@@ -492,7 +492,7 @@ function readIdentity(f: NonNullable<ConfigFile['proxy']>['identity'] & object, 
       return null;
     }
     new X509Certificate(bundle);
-    return { spiffeId: ids[0]!.slice(4), certChainPem: chain, keyPem: key, trustBundlePem: bundle };
+    return { spiffeId: ids[0]!.slice(4), certChainPem: chain, keyPem: key, trustBundlePem: bundle, files: [f.certificateChainFile, f.privateKeyFile, f.trustBundleFile] };
   } catch (e) {
     problems.push({ field: 'proxy.identity', reason: (e as Error).message });
     return null;
