@@ -467,7 +467,14 @@ export class Engine implements ProxyContext {
         decideInner(false);
       };
       t.once('end', () => {
-        if (!decided && first !== null) decideInner(true);
+        if (decided) return;
+        if (first !== null) decideInner(true);
+        else {
+          // Closed right after the handshake, nothing sent: nothing to forward (as on plaintext).
+          decided = true;
+          clearTimeout(innerTimer);
+          t.destroy();
+        }
       });
     });
   }

@@ -155,3 +155,24 @@ test('identity files rotated by another tool are picked up without an edit of th
   assert.equal(now.toLowerCase(), new X509Certificate(fresh.certChainPem).serialNumber.toLowerCase());
   assert.equal((await get(serverProxy.ports.in!)).status, 200);
 });
+
+test('a client that closes right after the handshake, having sent nothing, is closed too (regression: it was kept open)', { timeout: 30_000 }, async () => {
+  const { admin, metricSum } = await import('../helpers/proxy-process');
+  const open = async (): Promise<number> => metricSum((await admin(serverProxy, '/metrics')).body, 'tcp_open_connections', { direction: 'inbound', peer: 'src' });
+  const base = await open();
+  const s = tls.connect({ host: '127.0.0.1', port: serverProxy.ports.in!, ca: ids['api']!.trustBundlePem, key: ids['web']!.keyPem, cert: ids['web']!.certChainPem, checkServerIdentity: () => undefined, minVersion: 'TLSv1.3' });
+  await new Promise<void>((res, rej) => {
+    s.on('secureConnect', () => res());
+    s.on('error', rej);
+  });
+  const closed = new Promise<void>((res) => s.on('close', () => res()));
+  s.end();
+  // The proxy closes its side at once (not after the 10 s detection timeout, and never leaves it half-open).
+  await closed;
+  let n = await open();
+  for (let i = 0; i < 20 && n > base; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    n = await open();
+  }
+  assert.equal(n, base);
+});
