@@ -6,6 +6,7 @@
 #   bash perf/run.sh upstreams  # uWebSockets.js vs node:http vs nginx as plain upstreams (compare-upstreams.sh)
 #   bash perf/run.sh reliability [scenario ...]   # balancing, zones, retries, failover (perf/reliability)
 #   bash perf/run.sh xds [--clients 100,1000,3000 ...]   # control plane at scale (perf/xds/scale.ts)
+#   bash perf/run.sh mtls       # mutual TLS on the mesh hop: Bowline -> Bowline beside HAProxy -> HAProxy (perf/mtls)
 #   bash perf/run.sh all        # micro, then upstreams, then end-to-end
 #
 # End-to-end knobs are passed through to peers.sh (see its header): ROUNDS DURATION CONNS WARMUP MODE
@@ -17,6 +18,8 @@
 #   SKIP_BUILD=1            use dist/ as it is; SKIP_INSTALL=1 skips apt-get/npm checks
 #   ISOLATE_NET=1           run in a private network namespace (root): no port clashes with other servers
 # Micro knobs: MICRO_ROUNDS MICRO_ROUND_MS MICRO_WARMUP_MS MICRO_SUITES="head chunked route".
+# mTLS knobs (perf/README.md, "mTLS"): ROUNDS DURATION CONNS WARMUP RATE LAT LAT_DURATION LAT_ROUNDS HS HS_DURATION
+# HS_ROUNDS HS_CLIENTS TPUT OUT QUIET_MAX NOISY_MAX ...; ports 18600-18621.
 # Exit status: 0 ok, 1 setup failure, 2 usage, 3 the run finished but some config had errors.
 set -Eeuo pipefail
 set +m
@@ -27,9 +30,9 @@ export _PERF_DEPTH=$((${_PERF_DEPTH:-0} + 1))
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WHAT=${1:-peers}
 case $WHAT in
-  peers|micro|upstreams|all|reliability|xds) ;;
-  -h|--help|help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) echo "usage: perf/run.sh [peers|micro|upstreams|all|reliability|xds]" >&2; exit 2 ;;
+  peers|micro|upstreams|all|reliability|xds|mtls) ;;
+  -h|--help|help) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "usage: perf/run.sh [peers|micro|upstreams|all|reliability|xds|mtls]" >&2; exit 2 ;;
 esac
 
 log() { echo "[$(date +%H:%M:%S)] perf/run.sh: $*" >&2; }
@@ -59,6 +62,7 @@ install_system_packages() {
   command -v taskset >/dev/null || pkgs+=(util-linux)
   command -v ss      >/dev/null || pkgs+=(iproute2)
   command -v pgrep   >/dev/null || pkgs+=(procps)
+  command -v openssl >/dev/null || pkgs+=(openssl)
   ((${#pkgs[@]})) || return 0
   local sudo=()
   if ((EUID != 0)); then
@@ -127,6 +131,14 @@ run_xds() {
   log "control plane scale (perf/xds/scale.ts): bowline control pinned to CPU 0, simulated ADS clients on CPU 1"
   wait_for_other_load
   node "$REPO/dist/perf/xds/scale.js" "$@"
+}
+
+# ------------------------------------------------------------------ mtls
+run_mtls() {
+  log "mutual TLS on the mesh hop (perf/mtls/run.ts): Bowline -> Bowline beside HAProxy -> HAProxy, proxies on CPU 1, load and upstream on CPU 0"
+  command -v openssl >/dev/null || die "openssl missing (apt-get install openssl)"
+  wait_for_other_load
+  node "$REPO/dist/perf/mtls/run.js" "$@"
 }
 
 # ------------------------------------------------------------------ peers
@@ -252,6 +264,7 @@ case $WHAT in
   peers) run_peers || rc=$? ;;
   reliability) run_reliability "${@:2}" || rc=$? ;;
   xds) run_xds "${@:2}" || rc=$? ;;
+  mtls) run_mtls "${@:2}" || rc=$? ;;
   all)
     run_micro
     run_upstreams || rc=$?
