@@ -27,7 +27,7 @@ import {
 import type { ListenerRuntime, ProxyContext, TrackedConnection } from './context';
 import { Detected, detectProtocol, DETECT_MAX_BYTES } from './detect';
 import { Http1Downstream } from './http1/downstream';
-import { Inbound } from './io/inbound';
+import { Inbound, markConsumesWrites } from './io/inbound';
 import { MetricsRegistry, type Sample, type TcpStats, type WorkerMetricsSnapshot } from './metrics/registry';
 import { ZoneTraffic } from './metrics/zone-traffic';
 import { CompiledRetry } from './retry/retry-policy';
@@ -444,6 +444,7 @@ export class Engine implements ProxyContext {
       const { peerIdentity } = require('./tls/mesh-tls') as typeof import('./tls/mesh-tls');
       const peer = peerIdentity(t.getPeerCertificate());
       const inner = Inbound.adopt(t, true);
+      markConsumesWrites(inner.socket);
       // The plaintext's first bytes decide, as they would on a plain connection.
       let first: Buffer | null = null;
       let decided = false;

@@ -136,7 +136,7 @@ export class Http1Downstream extends Http1Exchange implements TrackedConnection,
             this.waitingUpstreamDrain = true;
             this.pause();
           }
-          this.inbound.afterWrite(this.up.socket);
+          this.inbound.afterWrite(this.up.socket, chunk.length);
         }
         return;
       default:
@@ -385,7 +385,7 @@ export class Http1Downstream extends Http1Exchange implements TrackedConnection,
       this.waitingUpstreamDrain = true;
       this.pause();
     }
-    this.inbound.afterWrite(up.socket);
+    this.inbound.afterWrite(up.socket, chunk.length);
   }
 
   private requestBodyError(code: ErrorCode): void {

@@ -10,7 +10,7 @@ import type { QueueWaiter, RequestQueue } from '../balance/request-queue';
 import type { Cluster } from '../cluster';
 import type { ListenerRuntime, ProxyContext } from '../context';
 import { ErrorCode, errorInfo, localReply } from '../errors';
-import type { Inbound } from '../io/inbound';
+import { type Inbound, writeMayRetain } from '../io/inbound';
 import type { HttpStats, ResponseStats } from '../metrics/registry';
 import type { Endpoint } from '../pool/endpoint';
 import { AttemptFailure, type CompiledRetry, RetryOn } from '../retry/retry-policy';
@@ -18,7 +18,7 @@ import { retryBackoffMs } from '../retry/retry-budget';
 import type { CompiledRoute } from '../router/route-table';
 import { BodyKind, type HeadInfo, Method } from './head-parser';
 import { takeHeadInfo } from './head-pool';
-import { composeHead, CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, CONNECTION_UPGRADE, joinHeadAndBody, writeHead } from './head-writer';
+import { composeHead, CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, CONNECTION_UPGRADE, joinHeadAndBody } from './head-writer';
 import { BodyReplay, parseRetryAfter } from './request-replay';
 import { type ExchangeOwner, Http1Upstream } from './upstream';
 
@@ -200,8 +200,9 @@ export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
     const h = this.h;
     let extra: Buffer | null = this.upgrade ? CONNECTION_UPGRADE : h.versionMinor === 0 ? CONNECTION_KEEP_ALIVE : null;
     if (this.idHeader !== null) extra = extra === null ? this.idHeader : Buffer.concat([this.idHeader, extra]);
-    const ok = writeHead(up.socket, buf, h, extra, this.upgrade ? h.upgradeField : -1);
-    this.inbound.afterWrite(up.socket);
+    const head = composeHead(buf, h, extra, this.upgrade ? h.upgradeField : -1);
+    const ok = up.socket.write(head);
+    this.inbound.afterWrite(up.socket, head.length);
     return ok;
   }
 
@@ -323,7 +324,7 @@ export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
   protected writeFromUpstream(b: Buffer): boolean {
     const sock = this.socket;
     const ok = sock.write(b);
-    if (sock.writableLength > 0) {
+    if (writeMayRetain(sock, b.length)) {
       const up = this.up;
       if (up !== null) {
         up.pauseReading();
@@ -429,7 +430,7 @@ export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
     this.buf = null;
     if (rest !== null && rest.length > 0 && this.up !== null) {
       this.up.write(rest);
-      this.inbound.afterWrite(this.up.socket);
+      this.inbound.afterWrite(this.up.socket, rest.length);
     }
   }
 

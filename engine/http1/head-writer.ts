@@ -3,16 +3,7 @@
 // the kept byte ranges in one small buffer (measured cheaper than a corked writev of several slices,
 // which costs a syscall-free but allocation-heavy path per message). Bodies are never copied here.
 
-import type { Socket } from 'node:net';
 import type { HeadInfo } from './head-parser';
-
-/**
- * Writes h's head from buf to sock, leaving out dropped fields and inserting `extra` (complete
- * "name: value\r\n" lines, or '') before the blank line. Returns socket.write's back-pressure result.
- */
-export function writeHead(sock: Socket, buf: Buffer, h: HeadInfo, extra: Buffer | null, keepField = -1): boolean {
-  return sock.write(composeHead(buf, h, extra, keepField));
-}
 
 /**
  * The head as it goes onward: a slice of `buf` when unchanged, else the kept ranges (without dropped

@@ -7,6 +7,7 @@ import { ErrorCode } from '../errors';
 import type { Endpoint, Poolable } from '../pool/endpoint';
 import type { TcpStats } from '../metrics/registry';
 import type { ProxyContext, TrackedConnection } from '../context';
+import { markConsumesWrites } from '../io/inbound';
 import { ChunkedScanner } from './chunked-scanner';
 import { BodyKind, ConnFlag, HeadInfo, markConnectionNamedFields, NEED_MORE, parseHead, PARSE_ERROR } from './head-parser';
 
@@ -86,9 +87,10 @@ export class Http1Upstream implements Poolable, TrackedConnection {
     const mesh = endpoint.identity !== null ? ctx.meshTls : null;
     if (mesh !== null) {
       // A meshed endpoint: mutual TLS 1.3, its certificate must name its identity.
-      s = mesh.connect(endpoint.host, endpoint.port, endpoint.identity!);
+      // Decrypted bytes land in a buffer of its own too (tls.connect takes `onread`).
+      s = mesh.connect(endpoint.host, endpoint.port, endpoint.identity!, true, { buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES), callback: (n: number, buf: Uint8Array) => this.onRead(n, buf as Buffer) });
+      markConsumesWrites(s);
       s.setNoDelay(true);
-      s.on('data', (chunk: Buffer) => this.onRead(chunk.length, chunk));
       s.on('secureConnect', () => {
         this.connecting = false;
       });

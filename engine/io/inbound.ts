@@ -22,6 +22,27 @@ function takeReadBuffer(): Buffer {
 
 type Sink = (chunk: Buffer) => void;
 
+/**
+ * Set on sockets whose handle never keeps a reference to the bytes it is given: TLS sockets, whose
+ * wrapper encrypts a write at once (or copies it, mid-handshake). A write that reaches the handle
+ * directly (nothing else in flight or queued, not still connecting) needs no hold, nor the empty
+ * write that detects its flush. A write queued behind another one stays referenced in the
+ * socket's JS queue, as on any socket.
+ */
+export const CONSUMES_WRITES = Symbol('bowline.consumesWrites');
+
+export function markConsumesWrites(s: net.Socket): void {
+  (s as unknown as Record<symbol, boolean>)[CONSUMES_WRITES] = true;
+}
+
+/** Whether the `written` bytes just written to `dest` may still be referenced by it until it flushes. */
+export function writeMayRetain(dest: net.Socket, written: number): boolean {
+  const pending = dest.writableLength;
+  if (pending === 0) return false;
+  // Only the write just made is pending: on a TLS socket it went to the handle and was consumed.
+  return (dest as unknown as Record<symbol, boolean>)[CONSUMES_WRITES] !== true || dest.connecting || pending > written;
+}
+
 export class Inbound {
   /** Where chunks go; handlers replace it as the connection moves on (detection, HTTP/1, TCP). */
   sink: Sink = () => {};
@@ -110,8 +131,8 @@ export class Inbound {
    * Call after writing a slice of a delivered chunk to `dest`: when `dest` did not take it all, the
    * rest still points into the read buffer, so reading stops until it is flushed.
    */
-  afterWrite(dest: net.Socket): void {
-    if (this.readBuffer === null || dest.writableLength === 0) return;
+  afterWrite(dest: net.Socket, written: number): void {
+    if (this.readBuffer === null || !writeMayRetain(dest, written)) return;
     this.holds++;
     this.socket.pause();
     dest.write(EMPTY, () => {

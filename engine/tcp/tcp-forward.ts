@@ -5,7 +5,7 @@ import * as net from 'node:net';
 import { Outcome } from '../balance/balancer';
 import type { Cluster } from '../cluster';
 import type { ListenerRuntime, ProxyContext, TrackedConnection } from '../context';
-import type { Inbound } from '../io/inbound';
+import { type Inbound, markConsumesWrites } from '../io/inbound';
 import type { TcpStats } from '../metrics/registry';
 
 export class TcpForward implements TrackedConnection {
@@ -61,6 +61,7 @@ export class TcpForward implements TrackedConnection {
       mesh !== null
         ? mesh.connect(ep.host, ep.port, ep.identity!, false)
         : net.connect({ host: ep.host, port: ep.port, noDelay: true, allowHalfOpen: true });
+    if (mesh !== null) markConsumesWrites(up);
     this.upstream = up;
     this.connectTimeoutMs = cluster!.connectTimeoutMs;
     const t = lr.dstTcp;
@@ -81,7 +82,7 @@ export class TcpForward implements TrackedConnection {
     // upstream to client by pipe.
     const forward = (chunk: Buffer): void => {
       if (!up.write(chunk)) inbound.pause();
-      inbound.afterWrite(up);
+      inbound.afterWrite(up, chunk.length);
     };
     up.on('drain', () => inbound.resume());
     if (first !== null && first.length > 0) forward(first);

@@ -37,9 +37,10 @@ export class MeshTls {
   }
 
   /** A mutual TLS connection to a meshed endpoint that must be `expected`. */
-  connect(host: string, port: number, expected: string, alpn = true): tls.TLSSocket {
-    const o = this.clientOptions(host, port, expected);
+  connect(host: string, port: number, expected: string, alpn = true, onread?: { buffer: Buffer; callback: (n: number, buf: Uint8Array) => boolean | void }): tls.TLSSocket {
+    const o: tls.ConnectionOptions & { onread?: unknown } = this.clientOptions(host, port, expected);
     if (!alpn) delete o.ALPNProtocols;
+    if (onread !== undefined) o.onread = onread;
     return tls.connect(o);
   }
 

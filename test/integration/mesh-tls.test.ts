@@ -176,3 +176,45 @@ test('a client that closes right after the handshake, having sent nothing, is cl
   }
   assert.equal(n, base);
 });
+
+test('large bodies both ways through two proxies over mutual TLS arrive intact (read buffers are reused under TLS writes)', { timeout: 60_000 }, async () => {
+  const http = await import('node:http');
+  const { createHash, randomBytes } = await import('node:crypto');
+  const { listen } = await import('../helpers/upstream');
+  const payload = randomBytes(3 * 1024 * 1024 + 17);
+  const digest = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+  // Downloads: the payload; uploads: answered with the digest of what arrived.
+  const big = http.createServer((req, res) => {
+    const h = createHash('sha256');
+    req.on('data', (d: Buffer) => h.update(d));
+    req.on('end', () => {
+      if (req.method === 'POST') res.end(h.digest('hex'));
+      else res.end(payload);
+    });
+  });
+  const port = await listen(big);
+  const server = await proxy(`
+proxy:
+${identityFiles('big-api', ids['api']!)}
+listeners: [{ name: in, address: 127.0.0.1:0, direction: inbound, defaultService: app }]
+services: [{ name: app, endpoints: [{ address: 127.0.0.1:${port} }] }]
+`);
+  const client = await proxy(`
+proxy:
+${identityFiles('big-web', ids['web']!)}
+listeners: [{ name: out, address: 127.0.0.1:0, defaultService: api }]
+services: [{ name: api, identity: spiffe://mesh.test/ns/shop/sa/api, endpoints: [{ address: 127.0.0.1:${server.ports.in} }] }]
+`);
+  try {
+    const rounds = await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        const down = Buffer.from(await (await fetch(`http://127.0.0.1:${client.ports.out}/big`, { signal: AbortSignal.timeout(20_000) })).arrayBuffer());
+        const up = await (await fetch(`http://127.0.0.1:${client.ports.out}/up`, { method: 'POST', body: payload, signal: AbortSignal.timeout(20_000) })).text();
+        return { down: digest(down), up };
+      }),
+    );
+    for (const r of rounds) assert.deepEqual(r, { down: digest(payload), up: digest(payload) });
+  } finally {
+    await close(big);
+  }
+});

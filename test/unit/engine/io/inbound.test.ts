@@ -51,7 +51,7 @@ test('a write of delivered bytes that goes pending holds reads until it is flush
     i.sink = (chunk) => {
       dest.write(Buffer.alloc(16 * 1024 * 1024)); // fills the kernel buffers
       dest.write(chunk);
-      i.afterWrite(dest);
+      i.afterWrite(dest, chunk.length);
     };
   });
   const c = net.connect(port, '127.0.0.1', () => c.write('x'));
