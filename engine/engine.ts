@@ -216,7 +216,16 @@ export class Engine implements ProxyContext {
     const routes = new Map(s.routes.map((r) => [r.name, r]));
     const listeners = new Map<string, ListenerRuntime>();
     const compiledRoutes = new Map<string, CompiledRoute>();
-    const authorizer = s.policy === undefined ? null : new Authorizer(s.policy, s.routes);
+    let authorizer: Authorizer | null = null;
+    if (s.policy !== undefined) {
+      const services = new Map(s.services.map((x) => [x.name, x]));
+      const appPorts = new Map<string, number[]>();
+      for (const l of s.listeners) {
+        const svc = l.direction === 'inbound' && l.defaultService !== undefined ? services.get(l.defaultService) : undefined;
+        if (svc !== undefined) appPorts.set(l.name, [...new Set(svc.endpoints.map((e) => e.address.port))]);
+      }
+      authorizer = new Authorizer(s.policy, s.routes, appPorts);
+    }
     for (const l of s.listeners) {
       const table = new RouteTable(
         l.routes.map((n) => {

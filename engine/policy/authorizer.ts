@@ -38,6 +38,12 @@ export class Authorizer {
   constructor(
     private readonly p: PolicySnapshot,
     routes: readonly RouteSnapshot[],
+    /**
+     * Per inbound listener, the ports a Server's `port` may name besides the listener's own: those
+     * of the workload behind it (its default service's endpoints), as Linkerd's Servers name the
+     * container port, not the proxy's.
+     */
+    private readonly appPorts: ReadonlyMap<string, readonly number[]> = new Map(),
   ) {
     for (const c of p.clusterNetworks) addCidr(this.cluster, c);
     const compiled = p.authorizations.map(compileAuthz);
@@ -53,7 +59,8 @@ export class Authorizer {
 
   /** Whether a client may reach this listener's port (and, for HTTP, `path`). */
   decide(listener: string, port: number, identity: string | null, address: string, path: string | null): Decision {
-    const server = this.servers.find((s) => s.listener === listener || (s.listener === undefined && s.port === port));
+    const app = this.appPorts.get(listener);
+    const server = this.servers.find((s) => s.listener === listener || (s.listener === undefined && (s.port === port || (app !== undefined && app.includes(s.port!)))));
     if (server === undefined) return this.byDefault(identity, address);
     if (path !== null && this.routes.length > 0) {
       // Routes with policies of their own decide their paths, and every one whose match covers

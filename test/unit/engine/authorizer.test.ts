@@ -133,3 +133,12 @@ test('a policy on a route covers all its rules, and a catch-all route cannot ope
   assert.equal(a.decide('in', 80, WEB, '127.0.0.1', '/debug/pprof').allowed, false);
   assert.equal(a.decide('in', 80, OPS, '127.0.0.1', '/debug/pprof').policy, 'ops-only');
 });
+
+test("a Server's port may be the workload's (as in Linkerd), not only the proxy listener's", () => {
+  const a = new Authorizer(policy({ defaultPolicy: 'all-unauthenticated', servers: [{ name: 'app-http', port: 8080 }], authorizations: [{ name: 'meshed', target: { kind: 'server', name: 'app-http' }, identities: ['*'] }] }), [], new Map([['in', [8080]]]));
+  // The inbound listener on 4143 forwards to the app on 8080: the Server applies.
+  assert.deepEqual(a.decide('in', 4143, null, '127.0.0.1', '/'), { allowed: false, server: 'app-http', policy: '', audited: false });
+  assert.equal(a.decide('in', 4143, WEB, '127.0.0.1', '/').policy, 'meshed');
+  // Another listener whose app is elsewhere follows the default.
+  assert.equal(a.decide('other', 4144, null, '127.0.0.1', '/').policy, 'all-unauthenticated');
+});
