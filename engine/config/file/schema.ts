@@ -248,6 +248,9 @@ const POLICY = {
   },
 } as const;
 
+/** How the schema is compiled (at build time by gen-validator.ts, else at run time). */
+export const AJV_OPTIONS = { allErrors: true, verbose: true, strict: true, strictRequired: false } as const;
+
 export const CONFIG_FILE_SCHEMA = {
   type: 'object',
   additionalProperties: false,

@@ -8,7 +8,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseSocketAddress } from './socket-address';
-import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import { LineCounter, parseDocument } from 'yaml';
 import { DEFAULT_BALANCER,
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -37,6 +37,7 @@ import { DEFAULT_BALANCER,
 } from '../snapshot';
 import { findSnapshotProblems, formatPath, type PathSegment } from '../validate-snapshot';
 import {
+  AJV_OPTIONS,
   CONFIG_FILE_SCHEMA,
   type BackendRefConfig,
   type ConfigFile,
@@ -159,11 +160,15 @@ function parseYaml(text: string, file: string): unknown {
 
 let compiledValidator: ValidateFunction | undefined;
 
-// Compiled on first use, not at import time.
+// The validator compiled at build time (gen-validator.ts); else compiled here on first use.
 function configValidator(): ValidateFunction {
   if (compiledValidator === undefined) {
-    const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, strictRequired: false });
-    compiledValidator = ajv.compile(CONFIG_FILE_SCHEMA);
+    try {
+      compiledValidator = require('./config-validator') as ValidateFunction;
+    } catch {
+      const { default: Ajv } = require('ajv') as typeof import('ajv');
+      compiledValidator = new Ajv(AJV_OPTIONS).compile(CONFIG_FILE_SCHEMA);
+    }
   }
   return compiledValidator;
 }
