@@ -452,7 +452,7 @@ export class Engine implements ProxyContext {
       this.metrics.counter('tls_handshakes_total', { direction: lr.direction, result: 'ok' }).value++;
       const { peerIdentity } = require('./tls/mesh-tls') as typeof import('./tls/mesh-tls');
       const peer = peerIdentity(t.getPeerCertificate());
-      const inner = Inbound.adopt(t, true);
+      const inner = Inbound.adoptReading(t);
       markConsumesWrites(inner.socket);
       // The plaintext's first bytes decide, as they would on a plain connection.
       let first: Buffer | null = null;

@@ -218,3 +218,43 @@ services: [{ name: api, identity: spiffe://mesh.test/ns/shop/sa/api, endpoints: 
     await close(big);
   }
 });
+
+test('a TLS socket adopted after its handshake reads into its own buffer, in order, bytes read before included', { timeout: 20_000 }, async () => {
+  const { Inbound } = await import('../../engine/io/inbound');
+  const { createHash, randomBytes } = await import('node:crypto');
+  const payload = randomBytes(512 * 1024);
+  const got: Buffer[] = [];
+  let usesOwnBuffer = false;
+  const done = new Promise<void>((resolve) => {
+    const srv = tls.createServer({ key: ids['api']!.keyPem, cert: ids['api']!.certChainPem, minVersion: 'TLSv1.3' }, (t) => {
+      // Let the first bytes land in Node's own buffer before the switch.
+      setTimeout(() => {
+        const inbound = Inbound.adoptReading(t);
+        const k = Object.getOwnPropertySymbols(t).find((x) => x.description === 'kBuffer')!;
+        usesOwnBuffer = Buffer.isBuffer((t as unknown as Record<symbol, unknown>)[k]);
+        let n = 0;
+        inbound.sink = (chunk) => {
+          got.push(Buffer.from(chunk)); // chunks live only during the call
+          n += chunk.length;
+          if (n >= payload.length + 5) {
+            t.destroy();
+            srv.close();
+            resolve();
+          }
+        };
+      }, 100);
+    });
+    srv.listen(0, '127.0.0.1', () => {
+      const c = tls.connect({ host: '127.0.0.1', port: (srv.address() as import('node:net').AddressInfo).port, ca: ids['api']!.trustBundlePem, checkServerIdentity: () => undefined }, () => {
+        c.write('first');
+        setTimeout(() => c.write(payload), 300);
+      });
+      c.on('error', () => {});
+    });
+  });
+  await done;
+  assert.ok(usesOwnBuffer, 'the socket reads into its own buffer');
+  const all = Buffer.concat(got);
+  assert.equal(all.subarray(0, 5).toString(), 'first');
+  assert.equal(createHash('sha256').update(all.subarray(5)).digest('hex'), createHash('sha256').update(payload).digest('hex'));
+});
