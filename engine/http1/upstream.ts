@@ -88,7 +88,11 @@ export class Http1Upstream implements Poolable, TrackedConnection {
     if (mesh !== null) {
       // A meshed endpoint: mutual TLS 1.3, its certificate must name its identity.
       // Decrypted bytes land in a buffer of its own too (tls.connect takes `onread`).
-      s = mesh.connect(endpoint.host, endpoint.port, endpoint.identity!, true, { buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES), callback: (n: number, buf: Uint8Array) => this.onRead(n, buf as Buffer) });
+      // TLS hands a decrypted record on in buffer-sized pieces without looking at pause(): while
+      // reading is paused (a piece held by a write not yet flushed) the next piece gets a fresh buffer.
+      let readBuf: Buffer | null = null;
+      const nextBuffer = (): Buffer => (readBuf === null || this.readingPaused ? (readBuf = Buffer.allocUnsafe(READ_BUFFER_BYTES)) : readBuf);
+      s = mesh.connect(endpoint.host, endpoint.port, endpoint.identity!, true, { buffer: nextBuffer, callback: (n: number, buf: Uint8Array) => this.onRead(n, buf as Buffer) });
       markConsumesWrites(s);
       s.setNoDelay(true);
       s.on('secureConnect', () => {

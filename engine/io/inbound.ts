@@ -86,8 +86,9 @@ export class Inbound {
     const sym = (name: string): symbol | undefined => Object.getOwnPropertySymbols(s).find((x) => x.description === name);
     const kBuffer = sym('kBuffer');
     const kBufferCb = sym('kBufferCb');
+    const kBufferGen = sym('kBufferGen');
     const handle = (s as unknown as { _handle: { useUserBuffer?: (b: Uint8Array) => void } | null })._handle;
-    if (kBuffer === undefined || kBufferCb === undefined || slots[kBuffer] !== null || handle === null || typeof handle.useUserBuffer !== 'function' || s.listenerCount('data') > 0) {
+    if (kBuffer === undefined || kBufferCb === undefined || kBufferGen === undefined || slots[kBuffer] !== null || slots[kBufferGen] !== null || handle === null || typeof handle.useUserBuffer !== 'function' || s.listenerCount('data') > 0) {
       const inbound = new Inbound(s, null);
       s.on('data', (chunk: Buffer) => inbound.sink(chunk));
       return inbound;
@@ -98,6 +99,13 @@ export class Inbound {
     slots[kBufferCb] = (n: number, buf: Uint8Array): boolean => {
       inbound.sink((buf as Buffer).subarray(0, n));
       return true;
+    };
+    // TLS decrypts a record in one go and hands it on in buffer-sized pieces without looking at
+    // pause(): while a piece is held (its write not flushed), the next one must go elsewhere. After
+    // each read Node asks this for the buffer of the next: a fresh one while something is held.
+    slots[kBufferGen] = (): Buffer => {
+      if (inbound.holds > 0) inbound.readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+      return inbound.readBuffer!;
     };
     handle.useUserBuffer(readBuffer);
     s.once('close', () => {

@@ -37,7 +37,7 @@ export class MeshTls {
   }
 
   /** A mutual TLS connection to a meshed endpoint that must be `expected`. */
-  connect(host: string, port: number, expected: string, alpn = true, onread?: { buffer: Buffer; callback: (n: number, buf: Uint8Array) => boolean | void }): tls.TLSSocket {
+  connect(host: string, port: number, expected: string, alpn = true, onread?: { buffer: Buffer | (() => Buffer); callback: (n: number, buf: Uint8Array) => boolean | void }): tls.TLSSocket {
     const o: tls.ConnectionOptions & { onread?: unknown } = this.clientOptions(host, port, expected);
     if (!alpn) delete o.ALPNProtocols;
     if (onread !== undefined) o.onread = onread;

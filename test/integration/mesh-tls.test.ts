@@ -258,3 +258,57 @@ test('a TLS socket adopted after its handshake reads into its own buffer, in ord
   assert.equal(all.subarray(0, 5).toString(), 'first');
   assert.equal(createHash('sha256').update(all.subarray(5)).digest('hex'), createHash('sha256').update(payload).digest('hex'));
 });
+
+test('big bodies over mutual TLS to a slow reader on either side arrive intact (decrypted reads never overwrite held bytes)', { timeout: 60_000 }, async () => {
+  const http = await import('node:http');
+  const net = await import('node:net');
+  const { createHash, randomBytes } = await import('node:crypto');
+  const { listen } = await import('../helpers/upstream');
+  const payload = randomBytes(12 * 1024 * 1024 + 3);
+  const digest = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+  // The app reads uploads slowly (so the server proxy's writes to it back up) and answers with the digest.
+  const slowApp = http.createServer((req, res) => {
+    if (req.method !== 'POST') return res.end(payload);
+    const h = createHash('sha256');
+    req.on('data', (d: Buffer) => {
+      h.update(d);
+      req.pause();
+      setTimeout(() => req.resume(), 2);
+    });
+    req.on('end', () => res.end(h.digest('hex')));
+  });
+  const port = await listen(slowApp);
+  const server = await proxy(`
+proxy:
+${identityFiles('slow-api', ids['api']!)}
+listeners: [{ name: in, address: 127.0.0.1:0, direction: inbound, defaultService: app }]
+services: [{ name: app, endpoints: [{ address: 127.0.0.1:${port} }] }]
+`);
+  const client = await proxy(`
+proxy:
+${identityFiles('slow-web', ids['web']!)}
+listeners: [{ name: out, address: 127.0.0.1:0, defaultService: api }]
+services: [{ name: api, identity: spiffe://mesh.test/ns/shop/sa/api, endpoints: [{ address: 127.0.0.1:${server.ports.in} }] }]
+`);
+  try {
+    const up = await (await fetch(`http://127.0.0.1:${client.ports.out}/up`, { method: 'POST', body: payload, signal: AbortSignal.timeout(40_000) })).text();
+    assert.equal(up, digest(payload), 'upload through a slow app');
+    // Download to a client that reads slowly (so the client proxy's writes to it back up).
+    const down = await new Promise<Buffer>((resolve, reject) => {
+      const s = net.connect(client.ports.out!, '127.0.0.1', () => s.write('GET /big HTTP/1.1\r\nhost: api\r\nconnection: close\r\n\r\n'));
+      const parts: Buffer[] = [];
+      s.on('data', (d: Buffer) => {
+        parts.push(d);
+        s.pause();
+        setTimeout(() => s.resume(), 5);
+      });
+      s.on('end', () => resolve(Buffer.concat(parts)));
+      s.on('error', reject);
+    });
+    const body = down.subarray(down.indexOf('\r\n\r\n') + 4);
+    assert.equal(body.length, payload.length);
+    assert.equal(digest(body), digest(payload), 'download to a slow client');
+  } finally {
+    await close(slowApp);
+  }
+});
