@@ -19,7 +19,7 @@
 #   ISOLATE_NET=1           run in a private network namespace (root): no port clashes with other servers
 # Micro knobs: MICRO_ROUNDS MICRO_ROUND_MS MICRO_WARMUP_MS MICRO_SUITES="head chunked route".
 # mTLS knobs (perf/README.md, "mTLS"): ROUNDS DURATION CONNS WARMUP RATE LAT LAT_DURATION LAT_ROUNDS HS HS_DURATION
-# HS_ROUNDS HS_CLIENTS TPUT OUT QUIET_MAX NOISY_MAX ...; ports 18600-18621.
+# HS_ROUNDS HS_CLIENTS TPUT OUT QUIET_MAX NOISY_MAX ...; ports 18600-18631.
 # Exit status: 0 ok, 1 setup failure, 2 usage, 3 the run finished but some config had errors.
 set -Eeuo pipefail
 set +m
@@ -135,7 +135,7 @@ run_xds() {
 
 # ------------------------------------------------------------------ mtls
 run_mtls() {
-  log "mutual TLS on the mesh hop (perf/mtls/run.ts): Bowline -> Bowline beside HAProxy -> HAProxy, proxies on CPU 1, load and upstream on CPU 0"
+  log "mutual TLS on the mesh hop (perf/mtls/run.ts): Bowline -> Bowline beside HAProxy -> HAProxy (and a node:tls relay pair as a reference), proxies on CPU 1, load and upstream on CPU 0"
   command -v openssl >/dev/null || die "openssl missing (apt-get install openssl)"
   wait_for_other_load
   node "$REPO/dist/perf/mtls/run.js" "$@"

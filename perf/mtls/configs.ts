@@ -1,7 +1,8 @@
 // Config files of the mTLS benchmark's two topologies, written into the run's directory:
 //   A: wrk -> Bowline client side (outbound, service with `identity:`) -> mTLS 1.3 -> Bowline server side (inbound) -> nginx
 //   B: wrk -> HAProxy client side (server ... ssl crt) -> mTLS 1.3 -> HAProxy server side (bind ... ssl verify required) -> nginx
-// Both use the same certificates (perf/mtls/certs.ts) and the same upstream.
+// Both use the same certificates (perf/mtls/certs.ts) and the same upstream. The reference topology
+// (node:tls relay pair, perf/mtls/node-relay.ts) takes its ports from here too; it has no config file.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +15,8 @@ export interface Ports {
   bowlineServerAdmin: number;
   haproxyClient: number;
   haproxyServer: number;
+  relayClient: number;
+  relayServer: number;
 }
 
 export const PORTS: Ports = {
@@ -24,6 +27,8 @@ export const PORTS: Ports = {
   bowlineServerAdmin: 18613,
   haproxyClient: 18620,
   haproxyServer: 18621,
+  relayClient: 18630,
+  relayServer: 18631,
 };
 
 export interface ConfigFiles {

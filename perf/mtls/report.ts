@@ -1,10 +1,12 @@
 // The mTLS benchmark's tables (markdown): throughput through the mesh hop, latency at a fixed rate,
-// and handshakes per second on the server side alone; absolute figures and ratios to HAProxy.
+// and handshakes per second on the server side alone; absolute figures and ratios to HAProxy. The
+// `relay` topology (a bare node:tls relay pair, no HTTP) is a reference: the ceiling of node:tls.
 
-export type TopologyName = 'bowline' | 'haproxy';
+export type TopologyName = 'bowline' | 'haproxy' | 'relay';
 export const LABELS: Record<TopologyName, { path: string; server: string }> = {
   bowline: { path: 'Bowline → mTLS 1.3 → Bowline (`--workers 1` each)', server: 'Bowline inbound listener (`--workers 1`)' },
   haproxy: { path: 'HAProxy → mTLS 1.3 → HAProxy (nbthread 1 each)', server: 'HAProxy `bind ... ssl verify required` (nbthread 1)' },
+  relay: { path: 'node:tls relay → mTLS 1.3 → node:tls relay (no HTTP; ceiling of node:tls)', server: 'node:tls relay server side (no HTTP)' },
 };
 
 export interface RunRecord {
@@ -87,11 +89,11 @@ const otherCell = (runs: RunRecord[]): string => {
   return `${worst.toFixed(0)}${runs.some((r) => r.noisy) ? ' (noisy)' : ''}`;
 };
 
-/** Median over rounds of (x ÷ HAProxy's x in the same round): cancels drift on a shared machine. */
-function paired<T extends RunRecord>(runs: T[], who: TopologyName, get: (r: T) => number): number {
+/** Median over rounds of (x ÷ `base`'s x in the same round): cancels drift on a shared machine. */
+function paired<T extends RunRecord>(runs: T[], who: TopologyName, get: (r: T) => number, base: TopologyName = 'haproxy'): number {
   const ratios: number[] = [];
   for (const r of runs.filter((x) => x.topology === who)) {
-    const h = runs.find((x) => x.topology === 'haproxy' && x.round === r.round);
+    const h = runs.find((x) => x.topology === base && x.round === r.round);
     if (h && get(h) > 0) ratios.push(get(r) / get(h));
   }
   return median(ratios);
@@ -108,6 +110,8 @@ export function buildReport(i: ReportInput): Report {
   const out: string[] = [...i.header, ''];
   const by = <T extends RunRecord>(runs: T[], t: TopologyName): T[] => runs.filter((r) => r.topology === t);
   const summary: string[] = [];
+  /** A sentence after the summary line: Bowline against the node:tls relay (the reference topology). */
+  let vsRelay = '';
 
   if (i.tput.length) {
     out.push(`**Throughput** — ${i.tputTitle}`, '');
@@ -127,6 +131,12 @@ export function buildReport(i: ReportInput): Report {
         `| ${LABELS[t].path} | ${fk(rps)} | ${fk(lo)}–${fk(hi)} | ${ratio(rps, hap)} | ${t === 'haproxy' ? '1.00×' : f(paired(i.tput, t, (r) => r.rps), 2) + '×'} | ${f(median(rs.map((r) => r.p50Ms)), 2)} | ${f(median(rs.map((r) => r.p99Ms)), 2)} | ${f(cpu, 0)} | ${fk(perCore)} | ${mib(rss?.clientKib)} / ${mib(rss?.serverKib)} | ${otherCell(rs)} | ${errorCell(rs)} |`,
       );
       if (t === 'bowline') summary.push(`${fk(rps)} req/s through the mTLS hop = ${ratio(rps, hap)} HAProxy (paired ${f(paired(i.tput, t, (r) => r.rps), 2)}×)`);
+    }
+    const bl = by(i.tput, 'bowline');
+    const relay = by(i.tput, 'relay');
+    if (bl.length && relay.length) {
+      const x = ratio(median(bl.map((r) => r.rps)), median(relay.map((r) => r.rps)));
+      vsRelay = ` Bowline = ${x} the node:tls relay on req/s (paired ${f(paired(i.tput, 'bowline', (r) => r.rps, 'relay'), 2)}×; the relay, with no HTTP, is the ceiling of node:tls in this layout).`;
     }
     out.push('');
   }
@@ -180,7 +190,7 @@ export function buildReport(i: ReportInput): Report {
   } else {
     out.push('Errors: none (no non-2xx, no socket errors, every handshake got a whole response).', '');
   }
-  const line = `Summary: bowline ${summary.join('; ') || 'n/a'}${errors > 0 ? ' — WITH ERRORS' : ''}.`;
+  const line = `Summary: bowline ${summary.join('; ') || 'n/a'}${errors > 0 ? ' — WITH ERRORS' : ''}.${vsRelay}`;
   out.push(line);
   return { text: out.join('\n'), errors, summary: line };
 }

@@ -1,8 +1,11 @@
 // The mTLS benchmark (`bash perf/run.sh mtls`): Bowline with mutual TLS 1.3 on the mesh hop beside
 // HAProxy doing the same, in one run, with the same certificates (issued by Bowline's own CA) and the
-// same upstream. Two topologies, both started once and measured in alternating rounds:
+// same upstream. Two topologies, and a reference, all started once and measured in rotating rounds:
 //   bowline: wrk -> Bowline client side :18610 -> mTLS -> Bowline server side :18611 -> nginx :18600
 //   haproxy: wrk -> HAProxy client side :18620 -> mTLS -> HAProxy server side :18621 -> nginx :18600
+//   relay:   wrk -> node:tls relay client :18630 -> mTLS -> node:tls relay server :18631 -> nginx :18600
+// The relay pair (node-relay.ts) relays bytes with no HTTP: the ceiling node:tls sets in this layout.
+// It runs in the throughput and latency phases only, not in the handshake phase.
 // Pinning (2 cores): both proxies of a topology share PROXY_CPU (1); wrk, the other clients and the
 // upstream run on LOAD_CPU (0). Phases: throughput (wrk, keep-alive), latency at a fixed rate (the
 // shared harness's fixedrate.js), handshakes per second against the server side alone (openssl s_time
@@ -25,6 +28,7 @@ import { buildReport, type HsRun, type LatRun, type Rss, type TopologyName, type
 const DIST = resolve(__dirname, '../..');
 const REPO = resolve(DIST, '..');
 const BOWLINE = join(DIST, 'bin', 'bowline.js');
+const RELAY = join(__dirname, 'node-relay.js');
 
 const num = (k: string, d: number): number => {
   const v = process.env[k];
@@ -74,7 +78,10 @@ const FIXEDRATE = process.env['FIXEDRATE'] ?? join(process.env['PEERS'] ? dirnam
 const BOWLINE_ARGS = str('BOWLINE_ARGS', '').split(/\s+/).filter(Boolean);
 
 // ------------------------------------------------------------------ helpers
-/** The interpreter line of dist/bin/bowline.js (env settings and node flags), applied to process.execPath. */
+/**
+ * The interpreter line of dist/bin/bowline.js (env settings and node flags), applied to process.execPath;
+ * `argv` ends with bowline.js. The node:tls relay runs with the same interpreter, env and flags.
+ */
 function bowlineArgv(): { argv: string[]; env: Record<string, string> } {
   const first = readFileSync(BOWLINE, 'utf8').split('\n', 1)[0] ?? '';
   const env: Record<string, string> = {};
@@ -192,7 +199,11 @@ interface Topology {
 const topologies: Record<TopologyName, Topology> = {
   bowline: { name: 'bowline', entryPort: PORTS.bowlineClient, serverPort: PORTS.bowlineServer, hsResponseBytes: 0 },
   haproxy: { name: 'haproxy', entryPort: PORTS.haproxyClient, serverPort: PORTS.haproxyServer, hsResponseBytes: 0 },
+  relay: { name: 'relay', entryPort: PORTS.relayClient, serverPort: PORTS.relayServer, hsResponseBytes: 0 },
 };
+/** The topologies of the keep-alive phases (throughput, latency) and of the handshake phase. */
+const KEEPALIVE: TopologyName[] = ['bowline', 'haproxy', 'relay'];
+const HANDSHAKE: TopologyName[] = ['bowline', 'haproxy'];
 let upstream: Group | undefined;
 const problems: string[] = [];
 const notes: string[] = [];
@@ -244,8 +255,14 @@ function checkAlive(t: Topology): void {
   }
 }
 
-/** Round r's order: A B, then B A, ... (drift on a shared machine favours neither). */
-const orderFor = (r: number): TopologyName[] => (r % 2 === 1 ? ['bowline', 'haproxy'] : ['haproxy', 'bowline']);
+/**
+ * Round r's order: `names` rotated by r - 1, so that each takes each place in turn (drift on a shared
+ * machine favours none): with two, A B, then B A, ...; with three, A B C, B C A, C A B, ...
+ */
+const orderFor = (r: number, names: TopologyName[]): TopologyName[] => {
+  const k = (r - 1) % names.length;
+  return [...names.slice(k), ...names.slice(0, k)];
+};
 
 // ------------------------------------------------------------------ phases
 function wrkArgv(port: number, seconds: number): string[] {
@@ -255,7 +272,7 @@ function wrkArgv(port: number, seconds: number): string[] {
 async function throughput(): Promise<TputRun[]> {
   const runs: TputRun[] = [];
   for (let r = 1; r <= ROUNDS; r++) {
-    for (const name of orderFor(r)) {
+    for (const name of orderFor(r, KEEPALIVE)) {
       const t = topologies[name];
       if (!t.client || !alive(t.client) || !t.server || !alive(t.server)) continue;
       const raw = join(OUT, 'raw', `tput-${name}-r${r}.txt`);
@@ -277,7 +294,7 @@ async function throughput(): Promise<TputRun[]> {
 async function latency(): Promise<LatRun[]> {
   const runs: LatRun[] = [];
   for (let r = 1; r <= LAT_ROUNDS; r++) {
-    for (const name of orderFor(r)) {
+    for (const name of orderFor(r, KEEPALIVE)) {
       const t = topologies[name];
       if (!t.client || !alive(t.client) || !t.server || !alive(t.server)) continue;
       const argv = [process.execPath, FIXEDRATE, '127.0.0.1', String(t.entryPort), String(RATE), String(LAT_DURATION), String(LAT_CONNS), '1'];
@@ -295,7 +312,7 @@ async function handshakes(): Promise<HsRun[]> {
   const runs: HsRun[] = [];
   const c = (f: string): string => join(OUT, 'certs', f);
   for (let r = 1; r <= HS_ROUNDS; r++) {
-    for (const name of orderFor(r)) {
+    for (const name of orderFor(r, HANDSHAKE)) {
       const t = topologies[name];
       if (!t.server || !alive(t.server)) continue;
       const argv = ['openssl', 's_time', '-connect', `127.0.0.1:${t.serverPort}`, '-new', '-cert', c('web.crt'), '-key', c('web.key'), '-CAfile', c('client-ca.crt'), '-time', String(HS_DURATION), '-www', '/'];
@@ -375,7 +392,12 @@ async function main(): Promise<void> {
   topologies.bowline.client = startGroup('bowline-client', PROXY_CPU, blArgs(files.bowlineClient, PORTS.bowlineClientAdmin), logf('bowline-client'), bl.env);
   topologies.haproxy.server = startGroup('haproxy-server', PROXY_CPU, ['haproxy', '-db', '-f', files.haproxyServer], logf('haproxy-server'));
   topologies.haproxy.client = startGroup('haproxy-client', PROXY_CPU, ['haproxy', '-db', '-f', files.haproxyClient], logf('haproxy-client'));
-  log(`started upstream nginx (cpu ${LOAD_CPU || 'any'}), Bowline and HAProxy client and server sides (cpu ${PROXY_CPU || 'any'})`);
+  // The reference: node:tls relays with Bowline's interpreter line (same node, flags and env).
+  const relayArgv = [...bl.argv.slice(0, -1), RELAY];
+  const certDir = join(OUT, 'certs');
+  topologies.relay.server = startGroup('relay-server', PROXY_CPU, [...relayArgv, 'server', String(PORTS.relayServer), String(PORTS.upstream), certDir], logf('relay-server'), bl.env);
+  topologies.relay.client = startGroup('relay-client', PROXY_CPU, [...relayArgv, 'client', String(PORTS.relayClient), String(PORTS.relayServer), certDir, ids.api], logf('relay-client'), bl.env);
+  log(`started upstream nginx (cpu ${LOAD_CPU || 'any'}), Bowline, HAProxy and node:tls relay client and server sides (cpu ${PROXY_CPU || 'any'})`);
 
   const okGet = async (port: number): Promise<boolean> => {
     const r = await httpGet(port);
@@ -417,7 +439,7 @@ async function main(): Promise<void> {
     '',
     '```',
     `rounds=${ROUNDS} duration=${DURATION}s conns=${CONNS} wrk_threads=${WRK_THREADS} warmup=${WARMUP}s; lat=${LAT ? 1 : 0} rate=${RATE} lat_duration=${LAT_DURATION}s lat_rounds=${LAT_ROUNDS} lat_conns=${LAT_CONNS}; hs=${HS ? 1 : 0} hs_duration=${HS_DURATION}s hs_rounds=${HS_ROUNDS} hs_clients=${HS_CLIENTS}`,
-    `layout: both proxies of a topology on cpu ${PROXY_CPU || 'any'}; wrk, fixedrate, s_time and the upstream nginx on cpu ${LOAD_CPU || 'any'}; Bowline --workers 1, HAProxy nbthread 1 (one process per side)`,
+    `layout: both proxies of a topology on cpu ${PROXY_CPU || 'any'}; wrk, fixedrate, s_time and the upstream nginx on cpu ${LOAD_CPU || 'any'}; Bowline --workers 1, HAProxy nbthread 1 (one process per side); reference: node:tls relay pair (no HTTP, one process per side, Bowline's node flags), throughput and latency only`,
     `identities: client side ${ids.web}, server side ${ids.api} (ECDSA P-256, issued by Bowline's CA; the same files for both)`,
     ...setup,
     `host: ${cpus().length} cpus, ${cpus()[0]?.model ?? '?'}; ${versions}`,
@@ -427,7 +449,7 @@ async function main(): Promise<void> {
 
   if (WARMUP > 0 && TPUT) {
     log(`warm-up ${WARMUP}s each`);
-    for (const name of orderFor(1)) {
+    for (const name of orderFor(1, KEEPALIVE)) {
       const res = await runClient(LOAD_CPU, wrkArgv(topologies[name].entryPort, WARMUP), (WARMUP + 30) * 1000);
       writeFileSync(join(OUT, 'raw', `warmup-${name}.txt`), res.stdout + res.stderr);
     }
@@ -473,7 +495,7 @@ async function main(): Promise<void> {
   } else {
     notes.push('Bowline admin /metrics could not be read at the end');
   }
-  for (const n of ['bowline-client', 'bowline-server', 'haproxy-client', 'haproxy-server']) {
+  for (const n of ['bowline-client', 'bowline-server', 'haproxy-client', 'haproxy-server', 'relay-client', 'relay-server']) {
     const lines = tail(logf(n), 400)
       .split('\n')
       .filter((l) => /error|warn|alert|exception/i.test(l));
@@ -482,13 +504,13 @@ async function main(): Promise<void> {
 
   const report = buildReport({
     header,
-    order: ['haproxy', 'bowline'],
+    order: ['haproxy', 'bowline', 'relay'],
     tput,
     lat,
     hs,
     rssKeepAlive,
     rssEnd,
-    tputTitle: `wrk -t${WRK_THREADS} -c${CONNS} --latency over keep-alive connections into the client side, ${ROUNDS} alternating round(s) × ${DURATION} s, medians. Paired = median over rounds of (Bowline ÷ HAProxy in the same round).`,
+    tputTitle: `wrk -t${WRK_THREADS} -c${CONNS} --latency over keep-alive connections into the client side, ${ROUNDS} rotating round(s) × ${DURATION} s, medians. Paired = median over rounds of (Bowline ÷ HAProxy in the same round). The node:tls relay row is a reference (bytes relayed, no HTTP): the ceiling of node:tls in this layout.`,
     latTitle: `${RATE} req/s over ${LAT_CONNS} keep-alive connections (fixedrate.js, uniform schedule), ${LAT_ROUNDS} round(s) × ${LAT_DURATION} s, medians; end to end through both sides.`,
     hsTitle: `new connections straight to the server side: \`openssl s_time -new -www /\` × ${HS_CLIENTS} on cpu ${LOAD_CPU || 'any'}, a full TLS 1.3 handshake with the client certificate and one HTTP/1.0 GET each (answered by the upstream), ${HS_ROUNDS} round(s) × ~${HS_DURATION} s. When the server's CPU is below 100 % the clients were the limit: compare per server core then.`,
     notes,
