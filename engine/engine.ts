@@ -338,6 +338,8 @@ export class Engine implements ProxyContext {
       errno = e.code ?? 'error';
     });
     socket.once('close', (hadError: boolean) => {
+      // The connection may have moved to its client's series (labelClient) since.
+      const t = this.clients.get(socket) ?? lr.srcTcp;
       t.open--;
       t.closed++;
       t.readBytes += socket.bytesRead;
@@ -357,6 +359,18 @@ export class Engine implements ProxyContext {
     } else {
       this.detect(listenerName, lr, inbound);
     }
+  }
+
+  /** An accepted connection whose client proved a mesh identity: its TCP series is labelled with it from now on. */
+  private labelClient(socket: net.Socket, lr: ListenerRuntime, identity: string): void {
+    const from = this.clients.get(socket);
+    if (from === undefined) return;
+    const to = this.metrics.tcpStats(lr.direction, 'src', identity);
+    from.opened--;
+    from.open--;
+    to.opened++;
+    to.open++;
+    this.clients.set(socket, to);
   }
 
   private detect(listenerName: string, lr: ListenerRuntime, inbound: Inbound): void {
@@ -452,6 +466,7 @@ export class Engine implements ProxyContext {
       this.metrics.counter('tls_handshakes_total', { direction: lr.direction, result: 'ok' }).value++;
       const { peerIdentity } = require('./tls/mesh-tls') as typeof import('./tls/mesh-tls');
       const peer = peerIdentity(t.getPeerCertificate());
+      if (peer !== null) this.labelClient(raw, lr, peer);
       const inner = Inbound.adoptReading(t);
       markConsumesWrites(inner.socket);
       // The plaintext's first bytes decide, as they would on a plain connection.

@@ -46,6 +46,8 @@ export class HttpStats {
 export interface TcpLabels {
   direction: Direction;
   peer: 'src' | 'dst';
+  /** Inbound connections over mesh TLS: the client's SPIFFE ID (Linkerd's label). */
+  client_id?: string;
 }
 
 export class TcpStats {
@@ -151,11 +153,11 @@ export class MetricsRegistry {
     return s;
   }
 
-  tcpStats(direction: Direction, peer: 'src' | 'dst'): TcpStats {
-    const key = `${direction}\u0000${peer}`;
+  tcpStats(direction: Direction, peer: 'src' | 'dst', clientId = ''): TcpStats {
+    const key = `${direction}\u0000${peer}\u0000${clientId}`;
     let s = this.tcp.get(key);
     if (s === undefined) {
-      s = new TcpStats({ direction, peer });
+      s = new TcpStats(clientId === '' ? { direction, peer } : { direction, peer, client_id: clientId });
       this.tcp.set(key, s);
     }
     return s;

@@ -201,6 +201,9 @@ test('opaque TCP: an allowed identity gets through, a denied one has its connect
   const m = await scrape(server);
   assert.ok(metricSum(m, 'inbound_tcp_authz_allow_total', { srv_name: 'api-tcp', authz_name: 'web-tcp' }) >= 1, m);
   assert.ok(metricSum(m, 'inbound_tcp_authz_deny_total', { srv_name: 'api-tcp' }) >= 2);
+  // TCP series of connections over mesh TLS carry the client's identity too.
+  assert.ok(metricSum(m, 'tcp_open_total', { direction: 'inbound', peer: 'src', client_id: WEB }) >= 1, m);
+  assert.ok(metricSum(m, 'tcp_close_total', { direction: 'inbound', peer: 'src', client_id: 'spiffe://mesh.test/ns/shop/sa/api' }) >= 1);
 });
 
 test('ports without a Server follow the default policy', { timeout: 30_000 }, async () => {

@@ -252,11 +252,20 @@ test('testssl.sh: TLS 1.3 only, no CBC cipher, no vulnerability', { timeout: 120
   const json = join(out, 'findings.json');
   // The listener asks for a client certificate, which testssl 3.0 cannot send; what is tested here
   // (protocols, ciphers, vulnerabilities) is decided in the server's first flight, before that.
-  const args = ['--quiet', '--color', '0', '--warnings', 'off', '--nodns', 'none', '--ip', '127.0.0.1', '--connect-timeout', '5', '--openssl-timeout', '5', '--protocols', '--std', '--cipher-per-proto', '--vulnerable', '--jsonfile', json, `127.0.0.1:${port}`];
-  const r = await run(bin, args, '', 90_000);
-  // testssl's exit code sums its checks' return codes; 240 and up are its own errors.
-  assert.ok(r.code !== null && r.code < 240, `testssl failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
-  const findings = JSON.parse(readFileSync(json, 'utf8')) as Finding[];
+  const args = ['--quiet', '--color', '0', '--warnings', 'off', '--nodns', 'none', '--ip', '127.0.0.1', '--connect-timeout', '10', '--openssl-timeout', '10', '--protocols', '--std', '--cipher-per-proto', '--vulnerable', '--jsonfile', json, `127.0.0.1:${port}`];
+  let r: Run;
+  let findings: Finding[];
+  for (let attempt = 1; ; attempt++) {
+    rmSync(json, { force: true });
+    r = await run(bin, args, '', 90_000);
+    // testssl's exit code sums its checks' return codes; 240 and up are its own errors.
+    assert.ok(r.code !== null && r.code < 240, `testssl failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
+    findings = JSON.parse(readFileSync(json, 'utf8')) as Finding[];
+    // Its first probe (optimal_proto) timing out on a loaded machine is about testssl's own
+    // connection, not the listener: scanned once more before anything is concluded.
+    if (attempt < 2 && findings.some((f) => f.id === 'optimal_proto' && /cannot connect/.test(f.finding))) continue;
+    break;
+  }
   const byId = new Map(findings.map((f) => [f.id, f]));
   const finding = (id: string): string => {
     const f = byId.get(id);
