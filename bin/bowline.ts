@@ -159,7 +159,7 @@ async function demo(): Promise<void> {
   const { DEMO_CONFIG, DEMO_UPSTREAMS, DEMO_XDS, startDemoControlPlane, startDemoUpstreams } = await import('./demo');
   const servers = await startDemoUpstreams();
   const control = await startDemoControlPlane(log);
-  const { source } = await import('./xds-source').then((m) => m.xdsSourceFor(control.bootstrap, log));
+  const { source } = await import('./xds-source').then((m) => m.xdsSourceFor(control.bootstrap, log, control.identityTokenFile));
   const p = await runProxy({ source, workers: Math.min(2, availableParallelism()), admin: { host: '127.0.0.1', port: 4191 }, drainGraceMs: 5000 });
   handleSignals(p, () => {
     servers.forEach((s) => s.close());
@@ -169,7 +169,8 @@ async function demo(): Promise<void> {
     `\nBowline demo is running: upstreams ${DEMO_UPSTREAMS.map((u) => `${u.name}@${u.zone}:${u.port}`).join(', ')};\n` +
       `the control plane serves ${DEMO_CONFIG} over xDS on 127.0.0.1:${DEMO_XDS.port}, and the proxy takes its config from it (delta ADS).\n` +
       `  curl -s http://127.0.0.1:4140/            # web: kept in this proxy's zone-a (HAZL), P2C over peak-EWMA\n` +
-      `  curl -s http://127.0.0.1:4140/api/users   # api route: its only endpoint is in zone-b\n` +
+      `  curl -s http://127.0.0.1:4140/api/users   # api route: over mutual TLS through the inbound listener (4143)\n` +
+      `  curl -s http://127.0.0.1:4143/api/users   # straight to the inbound listener, no identity: 403 (policy)\n` +
       `  curl -s http://127.0.0.1:4191/metrics     # proxy: golden signals, zone_requests_total, retries, ejections\n` +
       `  curl -s http://127.0.0.1:4191/config_dump # proxy: config in force (from xDS)\n` +
       `  curl -s http://127.0.0.1:${DEMO_XDS.adminPort}/metrics     # control plane: streams, pushes, ACKs, NACKs\n` +

@@ -2,7 +2,10 @@
 // mesh (demo.yaml), and the proxy in front of the upstreams with its config fed over xDS; then prints
 // where to look.
 
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { startAdminServer } from '../workers/admin-server';
 import type { Bootstrap } from '../xds/client/bootstrap';
@@ -29,9 +32,21 @@ export const DEMO_XDS = { port: 18000, adminPort: 9901 };
 
 type Log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
-/** The control plane on demo.yaml, and the bootstrap a demo proxy in zone-a uses to reach it. */
-export async function startDemoControlPlane(log: Log): Promise<{ bootstrap: Bootstrap; stop(): Promise<void> }> {
-  const cp = new ControlPlane({ source: new FileMeshSource(DEMO_CONFIG), listen: `127.0.0.1:${DEMO_XDS.port}`, buildThreads: 1, log });
+/**
+ * The control plane on demo.yaml with a certificate authority (generated for this run in a temporary
+ * directory, with a random token secret), the bootstrap a demo proxy in zone-a uses to reach it, and
+ * the token file that proves the proxy's identity (spiffe://cluster.local/ns/demo/sa/demo).
+ */
+export async function startDemoControlPlane(log: Log): Promise<{ bootstrap: Bootstrap; identityTokenFile: string; stop(): Promise<void> }> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'bowline-demo-'));
+  const secret = randomBytes(32);
+  const { CertificateAuthority } = await import('../xds/server/ca/authority');
+  const { SignedTokenVerifier, signToken } = await import('../xds/server/ca/token-verifier');
+  // Quiet: the generated CA's "local use" warning is what a demo is.
+  const ca = await CertificateAuthority.open({ dir: path.join(dir, 'ca'), trustDomain: 'cluster.local', generate: true });
+  const identityTokenFile = path.join(dir, 'demo.token');
+  writeFileSync(identityTokenFile, signToken(secret, { namespace: 'demo', serviceAccount: 'demo' }, 7 * 24 * 3600), { mode: 0o600 });
+  const cp = new ControlPlane({ source: new FileMeshSource(DEMO_CONFIG), listen: `127.0.0.1:${DEMO_XDS.port}`, buildThreads: 1, log, identity: { ca, verifier: new SignedTokenVerifier(secret) } });
   await cp.start();
   const admin = await startAdminServer('127.0.0.1', DEMO_XDS.adminPort, {
     metrics: () => Promise.resolve(cp.metrics.render()),
@@ -46,9 +61,11 @@ export async function startDemoControlPlane(log: Log): Promise<{ bootstrap: Boot
       static: { listeners: [], clusters: [] },
       ignored: [],
     },
+    identityTokenFile,
     stop: async () => {
       admin.close();
       await cp.stop();
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
@@ -62,7 +79,9 @@ export async function startDemoUpstreams(): Promise<http.Server[]> {
           const s = http.createServer((req, res) => {
             req.resume();
             req.on('end', () => {
-              const body = JSON.stringify({ upstream: u.name, zone: u.zone, method: req.method, url: req.url }) + '\n';
+              // Who called, when the call came through mesh TLS (the proxy sets l5d-client-id).
+              const clientId = req.headers['l5d-client-id'];
+              const body = JSON.stringify({ upstream: u.name, zone: u.zone, method: req.method, url: req.url, ...(clientId === undefined ? {} : { clientId }) }) + '\n';
               res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': u.name });
               res.end(body);
             });

@@ -26,8 +26,11 @@ export function xdsSourceFor(b: Bootstrap, log: Log, identityTokenFile?: string)
   // config with it (new connections use it; open ones finish on the old one, still valid).
   let last: EngineSnapshot | null = null;
   let seq = 0;
+  /** The identity generation of the last snapshot handed out (-1: none yet). */
+  let handedSeq = -1;
   const withIdentity = (s: EngineSnapshot): EngineSnapshot => {
     last = s;
+    handedSeq = seq;
     const id = identity?.current;
     const out: EngineSnapshot = { ...s, version: `${s.version}+id${seq}` };
     if (id !== undefined && id !== null) out.identity = { spiffeId: id.spiffeId, certChainPem: id.certChainPem, keyPem: id.keyPem, trustBundlePem: id.trustBundlePem };
@@ -46,6 +49,9 @@ export function xdsSourceFor(b: Bootstrap, log: Log, identityTokenFile?: string)
     onSnapshot: (cb) => {
       listeners.push(cb);
       client.on('snapshot', (s) => cb(withIdentity(s)));
+      // A certificate that arrived after the first snapshot was handed out but before anyone
+      // listened (while the workers started) goes out now, not at the next renewal a day later.
+      if (last !== null && handedSeq !== seq) cb(withIdentity(last));
     },
     onInvalid: (cb) => client.on('invalid', cb),
     stop: () => {
@@ -53,7 +59,7 @@ export function xdsSourceFor(b: Bootstrap, log: Log, identityTokenFile?: string)
       identity?.stop();
     },
     // Not ready without an identity when one was asked for: peers would refuse this proxy.
-    ready: () => identity === null || identity.current !== null,
+    ready: () => identity === null || (identity.current !== null && handedSeq === seq),
     describe: () => ({
       ads: b.ads,
       node: b.node,

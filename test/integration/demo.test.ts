@@ -28,8 +28,13 @@ test('bowline demo serves the quick start over xDS and stops on SIGTERM', { time
       const web = JSON.parse((await get('http://127.0.0.1:4140/')).text) as { zone: string };
       assert.equal(web.zone, 'zone-a', 'web stays in the proxy zone');
     }
-    const api = JSON.parse((await get('http://127.0.0.1:4140/api/users')).text) as { upstream: string };
+    // The api route is meshed: mutual TLS through the proxy's own inbound listener, with the
+    // identity the control plane issued; straight to the inbound listener, the policy says no.
+    const api = JSON.parse((await get('http://127.0.0.1:4140/api/users')).text) as { upstream: string; clientId?: string };
     assert.equal(api.upstream, 'api-1');
+    assert.equal(api.clientId, 'spiffe://cluster.local/ns/demo/sa/demo');
+    assert.equal((await get('http://127.0.0.1:4143/api/users')).status, 403);
+    assert.match((await get('http://127.0.0.1:4191/metrics')).text, /tls_handshakes_total\{direction="inbound",result="ok"\} [1-9]/);
     const dump = JSON.parse((await get('http://127.0.0.1:4191/config_dump')).text) as { version: string };
     assert.match(dump.version, /^xds-/);
     assert.match((await get('http://127.0.0.1:9901/metrics')).text, /xds_streams\{kind="delta",client="bowline"\} 1/);
