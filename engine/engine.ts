@@ -47,7 +47,7 @@ export interface EngineOptions {
   /** Uniform [0, 1) randomness for balancing (default Math.random). */
   rng?: () => number;
   /** Where internal errors are reported (default: stderr, at most one line per second). */
-  log?: (level: 'info' | 'warn' | 'error', msg: string) => void;
+  log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
 export class Engine implements ProxyContext {
@@ -75,7 +75,7 @@ export class Engine implements ProxyContext {
   private authzLogWindowMs = 0;
   private authzLogged = 0;
   private authzLogSuppressed = 0;
-  private readonly log: (level: 'info' | 'warn' | 'error', msg: string) => void;
+  private readonly log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   private lastErrorLogMs = 0;
 
   constructor(opts: EngineOptions = {}) {
@@ -83,7 +83,7 @@ export class Engine implements ProxyContext {
     this.rng = opts.rng ?? Math.random;
     this.workerId = opts.workerId ?? 0;
     this.onClientCountChange = opts.onClientCountChange;
-    this.log = opts.log ?? ((level, msg) => process.stderr.write(`${level}: ${msg}\n`));
+    this.log = opts.log ?? ((level, msg, fields) => process.stderr.write(`${level}: ${msg}${fields === undefined ? '' : ` ${JSON.stringify(fields)}`}\n`));
     this.sweeper = setInterval(() => this.sweep(), opts.sweepIntervalMs ?? 100);
     this.sweeper.unref();
   }
@@ -128,7 +128,7 @@ export class Engine implements ProxyContext {
     this.metrics.counter(kind === 'http' ? 'inbound_http_authz_deny_total' : 'inbound_tcp_authz_deny_total', labels).value++;
     const now = Date.now();
     if (now - this.authzLogWindowMs >= 1000) {
-      if (this.authzLogSuppressed > 0) this.log('info', `authorization: ${this.authzLogSuppressed} more decisions not logged in the last second`);
+      if (this.authzLogSuppressed > 0) this.log('info', 'authorization decisions not logged (rate limit)', { count: this.authzLogSuppressed, windowMs: 1000 });
       this.authzLogWindowMs = now;
       this.authzLogged = 0;
       this.authzLogSuppressed = 0;
@@ -137,9 +137,14 @@ export class Engine implements ProxyContext {
       this.authzLogSuppressed++;
       return;
     }
-    const who = identity ?? 'no identity';
-    const server = d.server === '' ? 'default policy' : `server ${d.server}`;
-    this.log('info', `authorization ${d.audited ? 'audit (would deny, allowed)' : 'denied'}: ${kind} ${target} from ${address} (${who}), ${server}${d.policy === '' ? '' : `, policy ${d.policy}`}`);
+    this.log('info', d.audited ? 'authorization audit: would deny, allowed' : 'authorization denied', {
+      protocol: kind,
+      target,
+      client: address,
+      clientId: identity,
+      server: d.server === '' ? null : d.server,
+      policy: d.policy === '' ? null : d.policy,
+    });
   }
 
   /** Compiles and swaps in a snapshot (assumed validated). Open connections pick it up per request. */

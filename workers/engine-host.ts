@@ -14,7 +14,7 @@ export interface EngineHostOptions {
   counts?: Int32Array;
   alive?: Int32Array;
   native: NativeSocket | null;
-  log: (level: 'info' | 'warn' | 'error', msg: string) => void;
+  log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
 interface Accepting {

@@ -17,7 +17,7 @@ const host = new EngineHost({
   counts: data.counts,
   alive: data.alive,
   native: data.nativePath !== '' ? loadNativeSocket(data.nativePath).native : null,
-  log: (level, msg) => send({ type: 'log', level, msg }),
+  log: (level, msg, fields) => send({ type: 'log', level, msg, ...(fields === undefined ? {} : { fields }) }),
 });
 
 port.on('message', (m: ToWorker) => {

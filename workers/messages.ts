@@ -22,7 +22,7 @@ export type FromWorker =
   | { type: 'nack'; version: string; error: string }
   | { type: 'metrics'; id: number; snapshot: WorkerMetricsSnapshot }
   | { type: 'drained' }
-  | { type: 'log'; level: 'info' | 'warn' | 'error'; msg: string };
+  | { type: 'log'; level: 'info' | 'warn' | 'error'; msg: string; fields?: Record<string, unknown> };
 
 export interface WorkerData {
   index: number;

@@ -18,7 +18,7 @@ export interface SupervisorOptions {
   workers: number;
   /** Grace period for in-flight requests on shutdown. */
   drainGraceMs: number;
-  log: (level: 'info' | 'warn' | 'error', msg: string) => void;
+  log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   /** Enables the crash test hook. */
   testHooks?: boolean;
   /** How long to wait for all workers to acknowledge a snapshot. */
@@ -250,7 +250,7 @@ export class Supervisor {
         return;
       }
       case 'log':
-        this.opts.log(m.level, `worker ${slot.index}: ${m.msg}`);
+        this.opts.log(m.level, `worker ${slot.index}: ${m.msg}`, m.fields);
         return;
       case 'drained':
         return;

@@ -224,8 +224,14 @@ test('policy changes apply live: all-authenticated default, then audit mode lets
   assert.equal((await call(port('api'), '/admin')).status, 200);
   assert.ok(metricSum(await scrape(server), 'inbound_http_authz_deny_total', { mode: 'audit' }) > before);
   // Logged too (at most ten decisions a second are, so a flood cannot flood the log).
-  const audited = /authorization audit \(would deny, allowed\): http \/admin from 127\.0\.0\.1 \(spiffe:\/\/mesh\.test\/ns\/shop\/sa\/api\), server api-http/;
-  await eventually(async () => (await call(port('api'), '/admin')).status === 200 && audited.test(server.stderr()), 5000, 'audited request logged');
+  const audited = (): boolean =>
+    server
+      .stderr()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .some((e) => e['msg'] === 'authorization audit: would deny, allowed' && e['protocol'] === 'http' && e['target'] === '/admin' && e['clientId'] === 'spiffe://mesh.test/ns/shop/sa/api' && e['server'] === 'api-http' && e['client'] === '127.0.0.1');
+  await eventually(async () => (await call(port('api'), '/admin')).status === 200 && audited(), 5000, 'audited request logged, with its fields');
 
   serverCfg.replace(serverYaml(POLICY));
   await eventually(async () => (await call(port('api'), '/orders')).status === 403, 10_000, 'enforcing again');

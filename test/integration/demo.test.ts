@@ -34,6 +34,14 @@ test('bowline demo serves the quick start over xDS and stops on SIGTERM', { time
     assert.equal(api.upstream, 'api-1');
     assert.equal(api.clientId, 'spiffe://cluster.local/ns/demo/sa/demo');
     assert.equal((await get('http://127.0.0.1:4143/api/users')).status, 403);
+    // The denial is logged with its fields, from a worker thread through the supervisor.
+    await sleep(200);
+    const denial = out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((e) => /^worker \d+: authorization denied$/.test(String(e['msg'])));
+    assert.deepEqual(denial && { target: denial['target'], clientId: denial['clientId'], server: denial['server'] }, { target: '/api/users', clientId: null, server: 'api' }, out);
     assert.match((await get('http://127.0.0.1:4191/metrics')).text, /tls_handshakes_total\{direction="inbound",result="ok"\} [1-9]/);
     const dump = JSON.parse((await get('http://127.0.0.1:4191/config_dump')).text) as { version: string };
     assert.match(dump.version, /^xds-/);
