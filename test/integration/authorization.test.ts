@@ -230,7 +230,7 @@ test('policy changes apply live: all-authenticated default, then audit mode lets
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .some((e) => e['msg'] === 'authorization audit: would deny, allowed' && e['protocol'] === 'http' && e['target'] === '/admin' && e['clientId'] === 'spiffe://mesh.test/ns/shop/sa/api' && e['server'] === 'api-http' && e['client'] === '127.0.0.1');
+      .some((e) => /^(worker \d+: )?authorization audit: would deny, allowed$/.test(String(e['msg'])) && e['protocol'] === 'http' && e['target'] === '/admin' && e['clientId'] === 'spiffe://mesh.test/ns/shop/sa/api' && e['server'] === 'api-http' && e['client'] === '127.0.0.1');
   await eventually(async () => (await call(port('api'), '/admin')).status === 200 && audited(), 5000, 'audited request logged, with its fields');
 
   serverCfg.replace(serverYaml(POLICY));
