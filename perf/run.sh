@@ -7,6 +7,7 @@
 #   bash perf/run.sh reliability [scenario ...]   # balancing, zones, retries, failover (perf/reliability)
 #   bash perf/run.sh xds [--clients 100,1000,3000 ...]   # control plane at scale (perf/xds/scale.ts)
 #   bash perf/run.sh mtls       # mutual TLS on the mesh hop: Bowline -> Bowline beside HAProxy -> HAProxy (perf/mtls)
+#   bash perf/run.sh h2api      # node:http2's core session API vs its compatibility layer, with h2load (perf/h2)
 #   bash perf/run.sh all        # micro, then upstreams, then end-to-end
 #
 # End-to-end knobs are passed through to peers.sh (see its header): ROUNDS DURATION CONNS WARMUP MODE
@@ -30,9 +31,9 @@ export _PERF_DEPTH=$((${_PERF_DEPTH:-0} + 1))
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WHAT=${1:-peers}
 case $WHAT in
-  peers|micro|upstreams|all|reliability|xds|mtls) ;;
+  peers|micro|upstreams|all|reliability|xds|mtls|h2api) ;;
   -h|--help|help) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) echo "usage: perf/run.sh [peers|micro|upstreams|all|reliability|xds|mtls]" >&2; exit 2 ;;
+  *) echo "usage: perf/run.sh [peers|micro|upstreams|all|reliability|xds|mtls|h2api]" >&2; exit 2 ;;
 esac
 
 log() { echo "[$(date +%H:%M:%S)] perf/run.sh: $*" >&2; }
@@ -139,6 +140,14 @@ run_mtls() {
   command -v openssl >/dev/null || die "openssl missing (apt-get install openssl)"
   wait_for_other_load
   node "$REPO/dist/perf/mtls/run.js" "$@"
+}
+
+# ------------------------------------------------------------------ h2api
+run_h2api() {
+  log "node:http2 core session API vs compatibility layer (perf/h2/api-cost.ts): measured process on CPU 1, h2load on CPU 0"
+  command -v h2load >/dev/null || die "h2load missing (apt-get install nghttp2-client)"
+  wait_for_other_load
+  node "$REPO/dist/perf/h2/api-cost.js" "$@"
 }
 
 # ------------------------------------------------------------------ peers
@@ -265,6 +274,7 @@ case $WHAT in
   reliability) run_reliability "${@:2}" || rc=$? ;;
   xds) run_xds "${@:2}" || rc=$? ;;
   mtls) run_mtls "${@:2}" || rc=$? ;;
+  h2api) run_h2api "${@:2}" || rc=$? ;;
   all)
     run_micro
     run_upstreams || rc=$?
