@@ -469,8 +469,8 @@ export class Engine implements ProxyContext {
         return;
       }
       this.metrics.counter('tls_handshakes_total', { direction: lr.direction, result: 'ok' }).value++;
-      const { peerIdentity } = require('./tls/mesh-tls') as typeof import('./tls/mesh-tls');
-      const peer = peerIdentity(t.getPeerCertificate());
+      const { socketPeerIdentity } = require('./tls/mesh-tls') as typeof import('./tls/mesh-tls');
+      const peer = socketPeerIdentity(t);
       if (peer !== null) this.labelClient(raw, lr, peer);
       const inner = Inbound.adoptReading(t);
       markConsumesWrites(inner.socket);

@@ -94,8 +94,19 @@ export class MeshTls {
 
 /** The SPIFFE ID of a peer certificate: its one URI SAN starting with spiffe://, else null. */
 export function peerIdentity(cert: tls.PeerCertificate | undefined | null): string | null {
-  const san = cert?.subjectaltname ?? '';
-  const uris = san
+  return identityFromSan(cert?.subjectaltname);
+}
+
+/**
+ * The peer's SPIFFE ID of an established mesh TLS socket, read from its X509Certificate (parsed on
+ * demand), not from getPeerCertificate(), which also builds fingerprints and every field per call.
+ */
+export function socketPeerIdentity(t: tls.TLSSocket): string | null {
+  return identityFromSan(t.getPeerX509Certificate()?.subjectAltName);
+}
+
+function identityFromSan(san: string | undefined): string | null {
+  const uris = (san ?? '')
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s.startsWith('URI:spiffe://'))
