@@ -27,6 +27,7 @@ import {
 import type { ListenerRuntime, ProxyContext, TrackedConnection } from './context';
 import { Detected, detectProtocol, DETECT_MAX_BYTES } from './detect';
 import { Http1Downstream } from './http1/downstream';
+import { H2Downstream } from './http2/h2-downstream';
 import { Inbound, markConsumesWrites } from './io/inbound';
 import { MetricsRegistry, type Sample, type TcpStats, type WorkerMetricsSnapshot } from './metrics/registry';
 import { ZoneTraffic } from './metrics/zone-traffic';
@@ -392,10 +393,12 @@ export class Engine implements ProxyContext {
       // Opaque inbound ports still terminate mesh TLS (the only reason they were detected).
       if (kind === Detected.Http1 && !lr.opaque) {
         new Http1Downstream(this, inbound, lr, listenerName).start(seen, ended);
+      } else if (kind === Detected.Http2 && !lr.opaque && !ended) {
+        new H2Downstream(this, socket, lr, listenerName, null, seen);
       } else if (kind === Detected.Tls && this.meshTls !== null && !ended && seen !== null) {
         this.terminateMeshTls(listenerName, lr, inbound, seen);
       } else {
-        // HTTP/2, and TLS without a mesh identity, are forwarded opaquely.
+        // TLS without a mesh identity is forwarded opaquely.
         new TcpForward(this, inbound, lr, lr.defaultCluster, seen, ended);
       }
     };
@@ -472,6 +475,11 @@ export class Engine implements ProxyContext {
       const { socketPeerIdentity } = require('./tls/mesh-tls') as typeof import('./tls/mesh-tls');
       const peer = socketPeerIdentity(t);
       if (peer !== null) this.labelClient(raw, lr, peer);
+      if (t.alpnProtocol === 'h2' && !lr.opaque) {
+        // A peer proxy (or an HTTP/2 client) chose HTTP/2 by ALPN: multiplexed streams from here.
+        new H2Downstream(this, t, lr, listenerName, peer, null);
+        return;
+      }
       const inner = Inbound.adoptReading(t);
       markConsumesWrites(inner.socket);
       // The plaintext's first bytes decide, as they would on a plain connection.
@@ -481,7 +489,9 @@ export class Engine implements ProxyContext {
         decided = true;
         clearTimeout(innerTimer);
         inner.sink = () => {};
-        if (first !== null && !lr.opaque && detectProtocol(first) === Detected.Http1) new Http1Downstream(this, inner, lr, listenerName, peer).start(first, ended);
+        const kind = first === null ? Detected.Opaque : detectProtocol(first);
+        if (kind === Detected.Http1 && !lr.opaque) new Http1Downstream(this, inner, lr, listenerName, peer).start(first, ended);
+        else if (kind === Detected.Http2 && !lr.opaque && !ended) new H2Downstream(this, t, lr, listenerName, peer, first);
         else new TcpForward(this, inner, lr, lr.defaultCluster, first, ended, peer);
       };
       // An opaque port forwards at once; elsewhere a protocol where the server speaks first is

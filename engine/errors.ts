@@ -133,8 +133,25 @@ export function localReply(code: ErrorCode, close: boolean): Buffer {
   return b;
 }
 
-/** gRPC status codes of the local replies that gRPC clients get instead of a bare HTTP status. */
-const GRPC_STATUS: Partial<Record<ErrorCode, number>> = { [ErrorCode.Unauthorized]: 7 };
+/**
+ * The gRPC status of each local reply that a gRPC client gets instead of a bare HTTP status:
+ * PERMISSION_DENIED for a policy, UNIMPLEMENTED for no route, DEADLINE_EXCEEDED when a deadline of
+ * the request passed, RESOURCE_EXHAUSTED for a malformed or oversized request; UNAVAILABLE (14, which
+ * clients may retry) for everything else: no endpoint, a failed connection, load shedding, draining.
+ */
+const GRPC_STATUS: Partial<Record<ErrorCode, number>> = {
+  [ErrorCode.Unauthorized]: 7,
+  [ErrorCode.NoRoute]: 12,
+  [ErrorCode.RequestTimeout]: 4,
+  [ErrorCode.ResponseTimeout]: 4,
+  [ErrorCode.IdleTimeout]: 4,
+  [ErrorCode.HeadTooLarge]: 8,
+  [ErrorCode.TooManyHeaders]: 8,
+};
+
+export function grpcStatusFor(code: ErrorCode): number {
+  return GRPC_STATUS[code] ?? 14;
+}
 
 /**
  * A local reply for a gRPC request: 200 with the status in the headers (trailers-only), as gRPC
@@ -146,7 +163,7 @@ export function grpcLocalReply(code: ErrorCode, close: boolean): Buffer {
   if (b === undefined) {
     const info = errorInfo(code);
     b = Buffer.from(
-      `HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ngrpc-status: ${GRPC_STATUS[code] ?? 14}\r\ngrpc-message: ${info.name}\r\n` +
+      `HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ngrpc-status: ${grpcStatusFor(code)}\r\ngrpc-message: ${info.name}\r\n` +
         `l5d-proxy-error: ${info.name}\r\ncontent-length: 0\r\n${close ? 'connection: close\r\n' : ''}\r\n`,
       'latin1',
     );

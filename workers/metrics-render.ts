@@ -36,6 +36,8 @@ interface MergedResponse {
   count: number;
   errors: Map<string, number>;
   hdr: MergedLatency;
+  /** grpc-status -> [success, failure]. */
+  grpc: Map<string, [number, number]>;
 }
 
 export function renderMetrics(workers: WorkerMetricsSnapshot[], info: ProcessInfo): string {
@@ -60,11 +62,17 @@ export function renderMetrics(workers: WorkerMetricsSnapshot[], info: ProcessInf
         const key = `${base},status_code="${r.status}"`;
         let m = resp.get(key);
         if (m === undefined) {
-          m = { labels: key, success: 0, failure: 0, buckets: new Array<number>(r.buckets.length).fill(0), sumMs: 0, count: 0, errors: new Map(), hdr: new MergedLatency() };
+          m = { labels: key, success: 0, failure: 0, buckets: new Array<number>(r.buckets.length).fill(0), sumMs: 0, count: 0, errors: new Map(), hdr: new MergedLatency(), grpc: new Map() };
           resp.set(key, m);
         }
         m.success += r.success;
         m.failure += r.failure;
+        for (const [g, [ok, bad]] of Object.entries(r.grpc ?? {})) {
+          const c = m.grpc.get(g) ?? [0, 0];
+          c[0] += ok;
+          c[1] += bad;
+          m.grpc.set(g, c);
+        }
         m.sumMs += r.sumMs;
         m.count += r.count;
         for (let i = 0; i < r.buckets.length; i++) m.buckets[i] += r.buckets[i];
@@ -101,6 +109,10 @@ export function renderMetrics(workers: WorkerMetricsSnapshot[], info: ProcessInf
   for (const m of resp.values()) {
     if (m.success > 0) out.push(`response_total{${m.labels},classification="success"} ${m.success}`);
     if (m.failure > 0) out.push(`response_total{${m.labels},classification="failure"} ${m.failure}`);
+    for (const [g, [ok, bad]] of m.grpc) {
+      if (ok > 0) out.push(`response_total{${m.labels},classification="success",grpc_status="${g}"} ${ok}`);
+      if (bad > 0) out.push(`response_total{${m.labels},classification="failure",grpc_status="${g}"} ${bad}`);
+    }
   }
 
   family('response_latency_ms', 'histogram', 'Elapsed time between a request being sent and its response head arriving.');

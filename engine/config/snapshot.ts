@@ -123,7 +123,18 @@ export interface QueueSettings {
   failFastMs: number;
 }
 
-export type RetryCondition = '5xx' | 'gateway-error' | 'connect-failure' | 'reset' | 'retriable-status-codes';
+/** HTTP conditions (Envoy's retry_on meanings) and gRPC ones (Envoy's retry_grpc_on): a grpc-status in the response headers (trailers-only). */
+export type RetryCondition = '5xx' | 'gateway-error' | 'connect-failure' | 'reset' | 'retriable-status-codes' | GrpcRetryCondition;
+export type GrpcRetryCondition = 'cancelled' | 'deadline-exceeded' | 'internal' | 'resource-exhausted' | 'unavailable';
+/** The gRPC status code of each gRPC retry condition. */
+export const GRPC_RETRY_CODES: Record<GrpcRetryCondition, number> = { cancelled: 1, 'deadline-exceeded': 4, 'resource-exhausted': 8, internal: 13, unavailable: 14 };
+
+/**
+ * How requests go to a service's endpoints: 'http1', 'h2c' (HTTP/2 with prior knowledge), or 'auto'
+ * (the default): the version the client spoke. Meshed endpoints (another Bowline) always get HTTP/2
+ * over mutual TLS, with HTTP/1 requests multiplexed onto it and restored at the far end.
+ */
+export type UpstreamProtocol = 'http1' | 'h2c' | 'auto';
 
 /** Linkerd's budget: retries in any window stay within `ratio` of the requests, with a floor of minPerSecond. */
 export interface RetryBudgetSettings {
@@ -174,6 +185,8 @@ export interface ServiceSnapshot {
   retry?: RetryPolicy;
   /** Timeouts of requests to this service, where the route sets none. */
   timeouts?: TimeoutSettings;
+  /** Default 'auto'. */
+  protocol?: UpstreamProtocol;
 }
 
 /**

@@ -44,6 +44,11 @@ export class ChunkedScanner {
   private lineBytes = 0;
   private trailerBytes = 0;
   error: ErrorCode = ErrorCode.None;
+  /**
+   * Called with each run of chunk data scanned (buf[start, end)), when a caller decodes the body
+   * (HTTP/1 to HTTP/2 translation) instead of forwarding it as it is. Null on the forwarding path.
+   */
+  onData: ((buf: Buffer, start: number, end: number) => void) | null = null;
 
   reset(): void {
     this.state = S.Size;
@@ -71,8 +76,10 @@ export class ChunkedScanner {
         if (avail < this.remaining) {
           this.remaining -= avail;
           this.state = st;
+          if (this.onData !== null && avail > 0) this.onData(buf, p, end);
           return -1;
         }
+        if (this.onData !== null && this.remaining > 0) this.onData(buf, p, p + this.remaining);
         p += this.remaining;
         this.remaining = 0;
         st = S.DataCr;

@@ -20,7 +20,18 @@ export class ResponseStats {
   readonly latency = new LatencyHistogram();
   /** Failures by error name (l5d-proxy-error code or upstream abort). */
   readonly errors = new Map<string, number>();
+  /**
+   * gRPC responses by grpc-status: [success, failure] (Linkerd's classification: any status but OK
+   * is a failure). They are counted here instead of in success/failure.
+   */
+  readonly grpc = new Map<number, [number, number]>();
   constructor(readonly status: number) {}
+
+  countGrpc(grpcStatus: number): void {
+    let g = this.grpc.get(grpcStatus);
+    if (g === undefined) this.grpc.set(grpcStatus, (g = [0, 0]));
+    g[grpcStatus === 0 ? 0 : 1]++;
+  }
 }
 
 export class HttpStats {
@@ -87,6 +98,8 @@ export interface ResponseSnapshot {
   sumMs: number;
   count: number;
   errors: Record<string, number>;
+  /** grpc-status -> [success, failure]. */
+  grpc?: Record<string, [number, number]>;
 }
 
 export interface HttpSnapshot {
@@ -215,6 +228,7 @@ export class MetricsRegistry {
           sumMs: r.latency.sumUs / 1000,
           count: r.latency.count,
           errors: Object.fromEntries(r.errors),
+          ...(r.grpc.size > 0 ? { grpc: Object.fromEntries([...r.grpc].map(([k, v]) => [String(k), [v[0], v[1]] as [number, number]])) } : {}),
         })),
       })),
       tcp: [...this.tcp.values()].map((s) => ({

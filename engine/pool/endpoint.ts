@@ -5,6 +5,7 @@ import type { PoolSettings } from '../config/snapshot';
 import type { EndpointHealth } from '../balance/failure-accrual';
 import type { PeakEwma } from '../balance/peak-ewma';
 import type { ZoneTraffic } from '../metrics/zone-traffic';
+import type { SessionPool } from '../http2/session-pool';
 
 /** What the pool needs of a pooled connection. */
 export interface Poolable {
@@ -33,6 +34,8 @@ export class Endpoint<C extends Poolable = Poolable> {
   traffic: ZoneTraffic | null = null;
   /** A meshed endpoint's SPIFFE ID (mutual TLS, checked); null: plaintext. */
   identity: string | null = null;
+  /** Pooled HTTP/2 sessions to this endpoint (created on the first HTTP/2 request to it). */
+  h2: SessionPool | null = null;
 
   constructor(
     readonly host: string,
@@ -66,6 +69,7 @@ export class Endpoint<C extends Poolable = Poolable> {
 
   /** Closes idle connections past the idle timeout, and unusable ones. */
   sweepIdle(nowMs: number): void {
+    if (this.h2 !== null) this.h2.sweepIdle(nowMs, this.pool.idleTimeoutMs);
     const idle = this.idle;
     if (idle.length === 0) return;
     const limit = nowMs - this.pool.idleTimeoutMs;
@@ -83,6 +87,7 @@ export class Endpoint<C extends Poolable = Poolable> {
   }
 
   closeIdle(): void {
+    if (this.h2 !== null) this.h2.closeAll();
     for (const c of this.idle) c.close();
     this.idle.length = 0;
   }

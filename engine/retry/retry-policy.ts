@@ -1,7 +1,7 @@
 // A retry policy compiled for the hot path: which failures may be retried, for which requests, how
 // often, and the budget shared by all requests under the policy (one per route, or per service).
 
-import type { RetryPolicy } from '../config/snapshot';
+import { GRPC_RETRY_CODES, type GrpcRetryCondition, type RetryPolicy } from '../config/snapshot';
 import type { Counter } from '../metrics/registry';
 import { RetryBudget } from './retry-budget';
 
@@ -17,6 +17,8 @@ export const enum RetryOn {
   ConnectFailure = 4,
   Reset = 8,
   StatusCodes = 16,
+  /** gRPC conditions: a grpc-status in the response headers (a trailers-only answer). */
+  GrpcCodes = 32,
 }
 
 /** How an attempt failed before a usable response, as far as retries care. */
@@ -40,13 +42,22 @@ export class CompiledRetry {
   readonly backoffMaxMs: number;
   readonly budget: RetryBudget;
   private readonly statusCodes: Set<number>;
+  /** Bit n set: grpc-status n is retried. */
+  private readonly grpcCodes: number;
 
   constructor(
     p: RetryPolicy,
     readonly counters: RetryCounters,
   ) {
     let mask = 0;
+    let grpc = 0;
     for (const c of p.on) {
+      const g = GRPC_RETRY_CODES[c as GrpcRetryCondition];
+      if (g !== undefined) {
+        grpc |= 1 << g;
+        mask |= RetryOn.GrpcCodes;
+        continue;
+      }
       if (c === '5xx') mask |= RetryOn.Status5xx;
       else if (c === 'gateway-error') mask |= RetryOn.GatewayError;
       else if (c === 'connect-failure') mask |= RetryOn.ConnectFailure;
@@ -54,6 +65,7 @@ export class CompiledRetry {
       else mask |= RetryOn.StatusCodes;
     }
     this.mask = mask;
+    this.grpcCodes = grpc;
     this.maxRetries = p.maxRetries;
     this.maxBodyBytes = p.maxBodyBytes;
     this.nonIdempotent = p.nonIdempotent;
@@ -70,6 +82,11 @@ export class CompiledRetry {
     if ((m & RetryOn.Status5xx) !== 0 && status >= 500 && status <= 599) return true;
     if ((m & RetryOn.GatewayError) !== 0 && (status === 502 || status === 503 || status === 504)) return true;
     return (m & RetryOn.StatusCodes) !== 0 && this.statusCodes.has(status);
+  }
+
+  /** Whether a gRPC answer with this grpc-status in its headers (trailers-only) may be retried. */
+  retriesGrpc(grpcStatus: number): boolean {
+    return grpcStatus > 0 && grpcStatus < 31 && (this.grpcCodes & (1 << grpcStatus)) !== 0;
   }
 
   /**

@@ -96,6 +96,31 @@ export class CompiledRoute {
     return false;
   }
 
+  /**
+   * The same match for a request whose head is a header object (HTTP/2): `path` holds the path
+   * without its query as latin1 bytes; header values are read from `headers` (lower-case names,
+   * repeated fields joined with ", " as HTTP/1 would show them).
+   */
+  matchesFields(path: Buffer, method: string, headers: Record<string, string | string[] | undefined>): boolean {
+    if (this.matches.length === 0) return true;
+    for (const m of this.matches) {
+      if (m.method !== undefined && m.method !== method) continue;
+      if (m.pathKind !== PathKind.None && !matchPath(m, path, 0, path.length)) continue;
+      let ok = true;
+      for (const hm of m.headers) {
+        const raw = headers[hm.name];
+        const v = raw === undefined ? undefined : typeof raw === 'string' ? raw : raw.join(', ');
+        if (hm.kind === 'present') ok = v !== undefined;
+        else if (v === undefined) ok = false;
+        else if (hm.kind === 'exact') ok = v === hm.value;
+        else ok = hm.re!.test(v);
+        if (!ok) break;
+      }
+      if (ok) return true;
+    }
+    return false;
+  }
+
   /** A backend by weight, interleaved and deterministic (so small tests see exact shares). */
   pickBackend(): WeightedCluster | null {
     return this.rotation.pick() ?? null;
@@ -145,6 +170,15 @@ export class RouteTable {
     if (this.only !== null) return this.only;
     for (const r of this.routes) {
       if (r.matchesHost(host) && r.matchesRequest(buf, h, pathStart, pathEnd, method)) return r;
+    }
+    return null;
+  }
+
+  /** match() for a header object (HTTP/2); see CompiledRoute.matchesFields. */
+  matchFields(host: string, path: Buffer, method: string, headers: Record<string, string | string[] | undefined>): CompiledRoute | null {
+    if (this.only !== null) return this.only;
+    for (const r of this.routes) {
+      if (r.matchesHost(host) && r.matchesFields(path, method, headers)) return r;
     }
     return null;
   }

@@ -5,6 +5,9 @@
 import * as tls from 'node:tls';
 import type { IdentitySnapshot } from '../config/snapshot';
 
+/** What inbound mesh TLS offers: HTTP/2 for peers that multiplex, HTTP/1.1 for the rest (server's order wins). */
+const SERVER_ALPN = ['h2', 'http/1.1'];
+
 export class MeshTls {
   readonly spiffeId: string;
   /** For terminating inbound mesh TLS: a client certificate is required and checked. */
@@ -15,19 +18,19 @@ export class MeshTls {
   constructor(readonly identity: IdentitySnapshot) {
     this.spiffeId = identity.spiffeId;
     const common = { cert: identity.certChainPem, key: identity.keyPem, ca: identity.trustBundlePem, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' } as const;
-    this.serverOptions = { secureContext: tls.createSecureContext(common), requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['http/1.1'] };
+    this.serverOptions = { secureContext: tls.createSecureContext(common), requestCert: true, rejectUnauthorized: true, ALPNProtocols: SERVER_ALPN };
     this.clientContext = tls.createSecureContext(common);
     this.server = this.createServer();
   }
 
   /** Options for a connection to a meshed endpoint whose certificate must name `expected`. */
-  clientOptions(host: string, port: number, expected: string): tls.ConnectionOptions {
+  clientOptions(host: string, port: number, expected: string, protocols: string[] = ['http/1.1']): tls.ConnectionOptions {
     return {
       host,
       port,
       secureContext: this.clientContext,
       minVersion: 'TLSv1.3',
-      ALPNProtocols: ['http/1.1'],
+      ALPNProtocols: protocols,
       // Identities are SPIFFE URIs, not host names: the SAN must be exactly the expected one.
       checkServerIdentity: (_host, cert) => {
         const got = peerIdentity(cert);
@@ -37,8 +40,8 @@ export class MeshTls {
   }
 
   /** A mutual TLS connection to a meshed endpoint that must be `expected`. */
-  connect(host: string, port: number, expected: string, alpn = true, onread?: { buffer: Buffer | (() => Buffer); callback: (n: number, buf: Uint8Array) => boolean | void }): tls.TLSSocket {
-    const o: tls.ConnectionOptions & { onread?: unknown } = this.clientOptions(host, port, expected);
+  connect(host: string, port: number, expected: string, alpn = true, onread?: { buffer: Buffer | (() => Buffer); callback: (n: number, buf: Uint8Array) => boolean | void }, protocols?: string[]): tls.TLSSocket {
+    const o: tls.ConnectionOptions & { onread?: unknown } = this.clientOptions(host, port, expected, protocols);
     if (!alpn) delete o.ALPNProtocols;
     if (onread !== undefined) o.onread = onread;
     return tls.connect(o);
@@ -64,7 +67,7 @@ export class MeshTls {
     return (() => {
     // tls.Server builds its own context from these (it does not take a secureContext).
     const id = this.identity;
-    const srv = tls.createServer({ cert: id.certChainPem, key: id.keyPem, ca: id.trustBundlePem, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['http/1.1'] });
+    const srv = tls.createServer({ cert: id.certChainPem, key: id.keyPem, ca: id.trustBundlePem, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', requestCert: true, rejectUnauthorized: true, ALPNProtocols: SERVER_ALPN });
     const settle = (t: tls.TLSSocket, err: Error | null): void => {
       const key = `${t.remoteAddress}|${t.remotePort}`;
       const cb = this.pending.get(key);
