@@ -6,7 +6,7 @@
 
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
-import { oneLineSnapshot } from '../workers/config/one-line';
+import { isUpstreamProtocol, oneLineSnapshot } from '../workers/config/one-line';
 import { parseSocketAddress } from '../engine/config/file/socket-address';
 import { log, runProxy, type RunningProxy } from '../workers/run-proxy';
 
@@ -31,6 +31,9 @@ Options:
                        endpoints, traffic stays in it and spills over only under load (HAZL)
   --balancer KIND      p2c-ewma (default: P2C over peak-EWMA latency), least-request or
                        round-robin (one-line mode)
+  --upstream-protocol P
+                       http1, h2c (HTTP/2 with prior knowledge) or auto (default: the HTTP
+                       version the client spoke) to the --to upstreams (one-line mode)
   --workers N          engine worker threads (default: one per core, ${availableParallelism()} here)
   --admin HOST:PORT    admin listener for /metrics /ready /live /config_dump (default 127.0.0.1:4191)
   --drain-grace-ms MS  on SIGTERM, how long in-flight requests may take (default 10000)
@@ -97,6 +100,7 @@ async function proxy(argv: string[]): Promise<void> {
       to: { type: 'string', multiple: true },
       zone: { type: 'string' },
       balancer: { type: 'string', default: 'p2c-ewma' },
+      'upstream-protocol': { type: 'string' },
       workers: { type: 'string' },
       admin: { type: 'string' },
       'drain-grace-ms': { type: 'string', default: '10000' },
@@ -115,6 +119,9 @@ async function proxy(argv: string[]): Promise<void> {
   let admin = addr('--admin', values.admin ?? '127.0.0.1:4191', 0);
   let snapshot;
   let source;
+  if (values['upstream-protocol'] !== undefined && (values.config !== undefined || values.bootstrap !== undefined)) {
+    fail('--upstream-protocol is for the one-line mode (--listen/--to); a config file sets "protocol" per service');
+  }
   if (values.bootstrap !== undefined) {
     if (values.config !== undefined || values.listen !== undefined || values.to !== undefined) fail('--bootstrap cannot be combined with --config or --listen/--to');
     // Loaded only in this mode: gRPC and protobufjs stay out of the file and one-line modes.
@@ -134,7 +141,9 @@ async function proxy(argv: string[]): Promise<void> {
     if (balancer !== 'p2c-ewma' && balancer !== 'round-robin' && balancer !== 'least-request') {
       fail(`--balancer must be p2c-ewma, least-request or round-robin, got "${balancer}"`);
     }
-    snapshot = oneLineSnapshot({ listen: addr('--listen', values.listen, 0), to, zone: values.zone ?? process.env['BOWLINE_ZONE'] ?? '', balancer });
+    const upstreamProtocol = values['upstream-protocol'] ?? 'auto';
+    if (!isUpstreamProtocol(upstreamProtocol)) fail(`--upstream-protocol must be http1, h2c or auto, got "${upstreamProtocol}"`);
+    snapshot = oneLineSnapshot({ listen: addr('--listen', values.listen, 0), to, zone: values.zone ?? process.env['BOWLINE_ZONE'] ?? '', balancer, upstreamProtocol });
   }
   try {
     const p = await runProxy({

@@ -27,7 +27,7 @@ import {
 import type { ListenerRuntime, ProxyContext, TrackedConnection } from './context';
 import { Detected, detectProtocol, DETECT_MAX_BYTES } from './detect';
 import { Http1Downstream } from './http1/downstream';
-import { H2Downstream } from './http2/h2-downstream';
+import type { H2Downstream } from './http2/h2-downstream';
 import { Inbound, markConsumesWrites } from './io/inbound';
 import { MetricsRegistry, type Sample, type TcpStats, type WorkerMetricsSnapshot } from './metrics/registry';
 import { ZoneTraffic } from './metrics/zone-traffic';
@@ -394,7 +394,7 @@ export class Engine implements ProxyContext {
       if (kind === Detected.Http1 && !lr.opaque) {
         new Http1Downstream(this, inbound, lr, listenerName).start(seen, ended);
       } else if (kind === Detected.Http2 && !lr.opaque && !ended) {
-        new H2Downstream(this, socket, lr, listenerName, null, seen);
+        new (h2Downstream())(this, socket, lr, listenerName, null, seen);
       } else if (kind === Detected.Tls && this.meshTls !== null && !ended && seen !== null) {
         this.terminateMeshTls(listenerName, lr, inbound, seen);
       } else {
@@ -477,7 +477,7 @@ export class Engine implements ProxyContext {
       if (peer !== null) this.labelClient(raw, lr, peer);
       if (t.alpnProtocol === 'h2' && !lr.opaque) {
         // A peer proxy (or an HTTP/2 client) chose HTTP/2 by ALPN: multiplexed streams from here.
-        new H2Downstream(this, t, lr, listenerName, peer, null);
+        new (h2Downstream())(this, t, lr, listenerName, peer, null);
         return;
       }
       const inner = Inbound.adoptReading(t);
@@ -491,7 +491,7 @@ export class Engine implements ProxyContext {
         inner.sink = () => {};
         const kind = first === null ? Detected.Opaque : detectProtocol(first);
         if (kind === Detected.Http1 && !lr.opaque) new Http1Downstream(this, inner, lr, listenerName, peer).start(first, ended);
-        else if (kind === Detected.Http2 && !lr.opaque && !ended) new H2Downstream(this, t, lr, listenerName, peer, first);
+        else if (kind === Detected.Http2 && !lr.opaque && !ended) new (h2Downstream())(this, t, lr, listenerName, peer, first);
         else new TcpForward(this, inner, lr, lr.defaultCluster, first, ended, peer);
       };
       // An opaque port forwards at once; elsewhere a protocol where the server speaks first is
@@ -578,4 +578,9 @@ export class Engine implements ProxyContext {
     clearInterval(this.sweeper);
     for (const ep of this.endpoints.values()) ep.closeIdle();
   }
+}
+
+/** HTTP/2 is loaded on its first connection: node:http2 costs memory a proxy of HTTP/1 alone does not spend. */
+function h2Downstream(): typeof H2Downstream {
+  return (require('./http2/h2-downstream') as typeof import('./http2/h2-downstream')).H2Downstream;
 }

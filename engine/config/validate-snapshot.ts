@@ -3,7 +3,7 @@
 // Pure: no I/O, no clock; safe to call on any thread and from any config source.
 
 import { isIP } from 'node:net';
-import type { EngineSnapshot, ListenerSnapshot, RetryPolicy, RouteSnapshot, ServiceSnapshot, SocketAddress } from './snapshot';
+import { type EngineSnapshot, GRPC_RETRY_CODES, type ListenerSnapshot, type RetryPolicy, type RouteSnapshot, type ServiceSnapshot, type SocketAddress } from './snapshot';
 
 /** One step of a path into the snapshot: an object key or an array index. */
 export type PathSegment = string | number;
@@ -214,10 +214,12 @@ function checkRoute(route: RouteSnapshot, at: PathSegment[], serviceNames: Reado
 
 const BALANCERS = new Set(['p2c-ewma', 'round-robin', 'least-request']);
 const ACCRUAL_MODES = new Set(['consecutive', 'success-rate', 'off']);
-const RETRY_CONDITIONS = new Set(['5xx', 'gateway-error', 'connect-failure', 'reset', 'retriable-status-codes']);
+const RETRY_CONDITIONS = new Set(['5xx', 'gateway-error', 'connect-failure', 'reset', 'retriable-status-codes', ...Object.keys(GRPC_RETRY_CODES)]);
+const UPSTREAM_PROTOCOLS = new Set(['http1', 'h2c', 'auto']);
 
 function checkServicePolicies(svc: ServiceSnapshot, at: PathSegment[], report: Report): void {
   if (svc.balancer !== undefined && !BALANCERS.has(svc.balancer)) report([...at, 'balancer'], `must be one of "p2c-ewma", "round-robin", "least-request", got "${svc.balancer}"`);
+  if (svc.protocol !== undefined && !UPSTREAM_PROTOCOLS.has(svc.protocol)) report([...at, 'protocol'], `must be one of "http1", "h2c", "auto", got "${String(svc.protocol)}"`);
   const z = svc.zoneLocality;
   if (z !== undefined) {
     const zAt = [...at, 'zoneLocality'];

@@ -21,7 +21,7 @@ import { Http1Exchange, Phase } from './exchange';
 import { BodyKind, ConnFlag, markConnectionNamedFields, Method, NEED_MORE, parseHead, PARSE_ERROR } from './head-parser';
 import { giveHeadInfo } from './head-pool';
 import { BodyReplay } from './request-replay';
-import type { Http1Upstream } from './upstream';
+import type { UpstreamConnection } from './upstream';
 
 /** Pipelined bytes buffered while a request is in flight before the client is paused. */
 const MAX_STASH_BYTES = 64 * 1024;
@@ -376,7 +376,7 @@ export class Http1Downstream extends Http1Exchange implements TrackedConnection,
   }
 
   /** Forwards a body slice (and keeps a copy for a resend); with no upstream (a retry pending), only keeps it. */
-  private writeUp(up: Http1Upstream | null, chunk: Buffer): void {
+  private writeUp(up: UpstreamConnection | null, chunk: Buffer): void {
     this.sentBytes += chunk.length;
     const body = this.body;
     if (body !== null) body.add(chunk, this.inbound.isTransient(chunk));

@@ -20,7 +20,7 @@ import { BodyKind, type HeadInfo, Method } from './head-parser';
 import { takeHeadInfo } from './head-pool';
 import { composeHead, CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, CONNECTION_UPGRADE, joinHeadAndBody } from './head-writer';
 import { BodyReplay, parseRetryAfter } from './request-replay';
-import { type ExchangeOwner, Http1Upstream } from './upstream';
+import { type ExchangeOwner, Http1Upstream, type UpstreamConnection } from './upstream';
 
 export const enum Phase {
   /** Between requests (keep-alive idle) or reading a head. */
@@ -44,7 +44,7 @@ export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
   protected buf: Buffer | null = null;
   protected readonly h = takeHeadInfo();
   protected bodyKind = BodyKind.None;
-  protected up: Http1Upstream | null = null;
+  protected up: UpstreamConnection | null = null;
   protected reqDone = false;
   /** The client asked to close (or is HTTP/1.0 without keep-alive), or we decided to. */
   protected closeAfter = false;
@@ -157,8 +157,14 @@ export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
   /** Starts an attempt on `endpoint`: binds a connection and writes the request head. */
   protected dispatch(endpoint: Endpoint<Http1Upstream>, buf: Buffer, now: number): void {
     const h = this.h;
-    let up = endpoint.takeIdle();
-    if (up === null) up = new Http1Upstream(this.ctx, endpoint, this.lr.dstTcp, this.lr.http.maxHeadBytes, now);
+    let up: UpstreamConnection | null;
+    if (this.overH2(endpoint)) {
+      const { H2Link } = require('../http2/h2-link') as typeof import('../http2/h2-link');
+      up = new H2Link(this.ctx, endpoint, this.lr.dstTcp, this.lr.http.maxHeadBytes, now);
+    } else {
+      up = endpoint.takeIdle();
+      if (up === null) up = new Http1Upstream(this.ctx, endpoint, this.lr.dstTcp, this.lr.http.maxHeadBytes, now);
+    }
     this.up = up;
     endpoint.inFlight++;
     this.attemptStartMs = now;
@@ -179,6 +185,15 @@ export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
     }
   }
 
+  /**
+   * Whether this request goes on as an HTTP/2 stream: to a service that speaks h2c, or to a meshed
+   * endpoint (a peer proxy, multiplexed over mutual TLS). Upgrades and CONNECT stay HTTP/1.1.
+   */
+  protected overH2(endpoint: Endpoint): boolean {
+    if (this.upgrade || this.h.method === Method.Connect) return false;
+    return endpoint.identity !== null || this.cluster!.snapshot.protocol === 'h2c';
+  }
+
   /** Sends the whole request again (a retry, or a replay after a keep-alive race) on `endpoint`. */
   protected resend(endpoint: Endpoint<Http1Upstream>, now: number): void {
     this.dispatch(endpoint, this.reqHeadBuf!, now);
@@ -196,7 +211,7 @@ export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
    * field and gets `connection: upgrade`; an HTTP/1.0 request asks for keep-alive so that the pooled
    * connection survives (the upstream then frames the response by length, which 1.0 clients read).
    */
-  protected writeRequestHead(up: Http1Upstream, buf: Buffer): boolean {
+  protected writeRequestHead(up: UpstreamConnection, buf: Buffer): boolean {
     const h = this.h;
     let extra: Buffer | null = this.upgrade ? CONNECTION_UPGRADE : h.versionMinor === 0 ? CONNECTION_KEEP_ALIVE : null;
     if (this.idHeader !== null) extra = extra === null ? this.idHeader : Buffer.concat([this.idHeader, extra]);
@@ -366,7 +381,7 @@ export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
     }
     up.release();
     // lastActiveMs was set when the response head arrived: close enough for idle timeouts.
-    if (reusable) up.endpoint.putIdle(up, this.lastActiveMs);
+    if (reusable) (up.endpoint as Endpoint<UpstreamConnection>).putIdle(up, this.lastActiveMs);
     else up.close();
     this.endExchange();
   }

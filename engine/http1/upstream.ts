@@ -31,6 +31,27 @@ export interface ExchangeOwner {
 }
 
 /**
+ * What an HTTP/1 exchange holds for one attempt: a pooled HTTP/1.1 connection (Http1Upstream), or a
+ * link that carries the request as an HTTP/2 stream (engine/http2/h2-link.ts). `socket` takes the
+ * request bytes as written on the wire.
+ */
+export interface UpstreamConnection extends Poolable {
+  readonly socket: net.Socket;
+  readonly endpoint: Endpoint;
+  readonly connecting: boolean;
+  readonly connectStartMs: number;
+  /** Carried an exchange before (a failure before any response may be a keep-alive race: replayed once). */
+  readonly reused: boolean;
+  readonly responseStarted: boolean;
+  begin(owner: ExchangeOwner, headRequest: boolean, connectRequest: boolean, upgradeRequest: boolean): void;
+  release(): void;
+  close(): void;
+  pauseReading(): void;
+  resumeReading(): void;
+  write(chunk: Buffer): boolean;
+}
+
+/**
  * Each upstream connection reads into its own buffer (net's `onread`) instead of a fresh allocation
  * per read: measured about 10% more requests/s on a plain relay. Slices of it that reach the client
  * are only safe while the client takes them synchronously; the owner pauses this connection's reads
@@ -46,7 +67,7 @@ const enum Phase {
   Closed,
 }
 
-export class Http1Upstream implements Poolable, TrackedConnection {
+export class Http1Upstream implements UpstreamConnection, TrackedConnection {
   readonly socket: net.Socket;
   owner: ExchangeOwner | null = null;
   idleSinceMs = 0;

@@ -69,8 +69,9 @@ export class H1Call implements UpstreamCall, ExchangeOwner {
     return this.up.connecting;
   }
 
-  write(chunk: Buffer): boolean {
+  write(chunk: Buffer, flushed?: () => void): boolean {
     const s = this.up.socket;
+    flushed?.(); // request chunks of HTTP/2 streams are fresh buffers: nothing to hold
     if (!this.chunked) return s.write(chunk);
     if (chunk.length === 0) return true;
     s.cork();

@@ -69,7 +69,16 @@ export class H2Downstream implements TrackedConnection, H2Connection {
     s.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number) => this.onStream(stream, headers, flags));
     s.on('error', ignore);
     s.on('frameError', ignore);
-    s.once('close', () => this.onClose());
+    s.once('close', () => {
+      this.onClose();
+      socket.destroy();
+    });
+    // Accepted sockets allow half-open TCP (for HTTP/1 and opaque TCP); HTTP/2 has no use for it:
+    // the client's FIN ends the connection once the streams under way have been answered.
+    socket.once('end', () => {
+      if (this.exchanges.size === 0) socket.destroy();
+      else s.close();
+    });
     s.once('connect', () => {
       try {
         s.setLocalWindowSize(CONNECTION_WINDOW_BYTES);

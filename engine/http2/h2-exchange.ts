@@ -130,7 +130,8 @@ export class H2Exchange implements CallOwner, QueueWaiter {
   private retryTimer: NodeJS.Timeout | null = null;
   private previousEndpoint: Endpoint | null = null;
   private probe = false;
-  private replayed = false;
+  /** Attempts replayed after a refusal (not processed upstream): bounded, and no retry spent. */
+  private replayed = 0;
   private slot: RequestQueue | null = null;
 
   private readonly reqStartMs: number;
@@ -310,7 +311,7 @@ export class H2Exchange implements CallOwner, QueueWaiter {
     this.call = h2
       ? new H2Call(this.ctx, this, e, this.lr.dstTcp, h, !bodyFollows, now)
       : new H1Call(this.ctx, this, e as Endpoint<Http1Upstream>, this.lr.dstTcp, this.lr.http.maxHeadBytes, http1RequestHead(h, bodyFollows && h['content-length'] === undefined, ''), bodyFollows && h['content-length'] === undefined, this.method === 'HEAD', now);
-    if (replay !== null && this.retries + (this.replayed ? 1 : 0) > 0) {
+    if (replay !== null && this.retries + this.replayed > 0) {
       for (const c of replay.chunks) {
         this.sentBytes += c.length;
         this.call.write(c);
@@ -448,8 +449,8 @@ export class H2Exchange implements CallOwner, QueueWaiter {
     }
     const replayable = this.reqDone ? this.body === null || !this.body.overflow || this.body.bytes === 0 : false;
     // Refused streams (not processed upstream) go again once on a fresh connection: no retry spent.
-    if (refused && !this.replayed && e !== null && (this.body !== null ? !this.body.overflow : this.reqDone && this.sentBytes === 0) && replayable) {
-      this.replayed = true;
+    if (refused && this.replayed < 3 && e !== null && (this.body !== null ? !this.body.overflow : this.reqDone && this.sentBytes === 0) && replayable) {
+      this.replayed++;
       this.previousEndpoint = null;
       this.attempt(this.ctx.clock.now());
       return;

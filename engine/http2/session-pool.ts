@@ -31,6 +31,10 @@ export class PooledSession implements TrackedConnection {
   connected = false;
   /** GOAWAY received, closed or failed: no new streams. */
   retired = false;
+  /** The peer's first SETTINGS arrived: its stream limit is known. */
+  settled = false;
+  /** Streams waiting for the first SETTINGS (so that none is sent past a limit not yet known). */
+  private readonly waiting: SessionWaiter[] = [];
   idleSinceMs: number;
   /** The last stream id the peer said it processed in a GOAWAY; -1: none received. */
   private lastStreamId = -1;
@@ -38,7 +42,7 @@ export class PooledSession implements TrackedConnection {
   private readonly socket: net.Socket;
 
   constructor(
-    private readonly ctx: ProxyContext,
+    readonly ctx: ProxyContext,
     private readonly pool: SessionPool,
     private readonly tcp: TcpStats,
     nowMs: number,
@@ -64,6 +68,10 @@ export class PooledSession implements TrackedConnection {
         // A session that closed at once: its streams see the close.
       }
     });
+    s.once('remoteSettings', () => {
+      this.settled = true;
+      this.flushWaiting();
+    });
     s.on('goaway', (_code: number, lastStreamId: number) => {
       this.lastStreamId = lastStreamId;
       this.retire();
@@ -81,8 +89,33 @@ export class PooledSession implements TrackedConnection {
   /** Streams this session may still take. */
   get room(): number {
     if (this.retired || this.session.destroyed || this.session.closed) return 0;
-    const max = this.connected ? this.session.remoteSettings.maxConcurrentStreams ?? ASSUMED_MAX_STREAMS : ASSUMED_MAX_STREAMS;
+    const max = this.settled ? this.session.remoteSettings.maxConcurrentStreams ?? ASSUMED_MAX_STREAMS : ASSUMED_MAX_STREAMS;
     return Math.min(max, 2 ** 31 - 1) - this.active;
+  }
+
+  /** Runs `w` once the peer's limit is known (at once when it is). */
+  whenSettled(w: SessionWaiter): void {
+    if (this.settled) w.onSession(this);
+    else this.waiting.push(w);
+  }
+
+  /**
+   * The first SETTINGS arrived: waiting streams that fit the peer's limit go out on this session,
+   * the others move to another session of the pool (opened if needed).
+   */
+  private flushWaiting(): void {
+    const ws = this.waiting.splice(0);
+    const max = Math.min(this.session.remoteSettings.maxConcurrentStreams ?? ASSUMED_MAX_STREAMS, 2 ** 31 - 1);
+    let started = this.active - ws.length;
+    for (const w of ws) {
+      if (started < max && !this.retired) {
+        started++;
+        w.onSession(this);
+      } else {
+        this.active--;
+        this.pool.takeFor(w, this.ctx, this.tcp, this.ctx.clock.now());
+      }
+    }
   }
 
   private retire(): void {
@@ -109,6 +142,8 @@ export class PooledSession implements TrackedConnection {
   private onClose(): void {
     this.retired = true;
     this.pool.forget(this);
+    // Streams still waiting for SETTINGS: the session never came up.
+    for (const w of this.waiting.splice(0)) w.onSession(this);
     if (this.counted) {
       this.counted = false;
       this.pool.endpoint.open--;
@@ -139,10 +174,20 @@ export class PooledSession implements TrackedConnection {
   }
 }
 
+/** A stream waiting for a session whose peer limit is known. */
+export interface SessionWaiter {
+  onSession(s: PooledSession): void;
+}
+
 export class SessionPool {
   private readonly sessions: PooledSession[] = [];
 
   constructor(readonly endpoint: Endpoint) {}
+
+  /** A session for `w`, handed over once its peer's stream limit is known. */
+  takeFor(w: SessionWaiter, ctx: ProxyContext, tcp: TcpStats, nowMs: number): void {
+    this.take(ctx, tcp, nowMs).whenSettled(w);
+  }
 
   /** A session with room for one more stream (opened when none has), its count of streams taken. */
   take(ctx: ProxyContext, tcp: TcpStats, nowMs: number): PooledSession {

@@ -8,7 +8,7 @@ import { ErrorCode } from '../errors';
 import type { ProxyContext } from '../context';
 import type { TcpStats } from '../metrics/registry';
 import type { Endpoint } from '../pool/endpoint';
-import { type PooledSession, SessionPool } from './session-pool';
+import { type PooledSession, SessionPool, type SessionWaiter } from './session-pool';
 
 export type HeaderBlock = http2.IncomingHttpHeaders;
 
@@ -34,7 +34,8 @@ export interface UpstreamCall {
   readonly connecting: boolean;
   /** Some of the response arrived (for the response timeout). */
   readonly responseStarted: boolean;
-  write(chunk: Buffer): boolean;
+  /** `flushed` is called once the chunk is no longer referenced (sent on, or dropped with the call). */
+  write(chunk: Buffer, flushed?: () => void): boolean;
   /** The request body is complete. */
   end(): void;
   pause(): void;
@@ -69,34 +70,51 @@ function onDrain(this: CallStream): void {
 }
 function ignore(): void {}
 
-/** An HTTP/2 stream on a pooled session of the endpoint. */
-export class H2Call implements UpstreamCall {
-  private readonly stream: CallStream | null = null;
-  private readonly pooled: PooledSession;
+/**
+ * An HTTP/2 stream on a pooled session of the endpoint. The stream opens once the session knows its
+ * peer's stream limit (the first SETTINGS); body written before that waits here, and write() says
+ * "full" meanwhile so that the client is held by flow control.
+ */
+export class H2Call implements UpstreamCall, SessionWaiter {
+  private stream: CallStream | null = null;
+  private pooled: PooledSession | null = null;
   responseStarted = false;
   trailers: HeaderBlock | null = null;
   private ended = false;
   private cancelled = false;
+  private paused = false;
+  private pending: [Buffer, (() => void) | undefined][] | null = null;
+  private pendingEnd = false;
 
   constructor(
     private readonly ctx: ProxyContext,
     private owner: CallOwner | null,
     endpoint: Endpoint,
     tcp: TcpStats,
-    headers: http2.OutgoingHttpHeaders,
-    endStream: boolean,
+    private readonly headers: http2.OutgoingHttpHeaders,
+    private readonly endStream: boolean,
     nowMs: number,
   ) {
     const pool = endpoint.h2 ?? (endpoint.h2 = new SessionPool(endpoint));
-    this.pooled = pool.take(ctx, tcp, nowMs);
+    pool.takeFor(this, ctx, tcp, nowMs);
+  }
+
+  /** The session is ready for this stream (or closed before it ever was). */
+  onSession(pooled: PooledSession): void {
+    this.pooled = pooled;
+    if (this.cancelled) {
+      pooled.streamClosed(this.ctx.clock.now());
+      this.flushPending();
+      return;
+    }
     let s: CallStream;
     try {
-      s = this.pooled.session.request(headers, { endStream }) as CallStream;
+      s = pooled.session.request(this.headers, { endStream: this.endStream }) as CallStream;
     } catch {
-      // The session went away under us (destroyed, out of stream ids): nothing was sent.
-      this.pooled.streamClosed(nowMs);
-      this.ended = true;
-      queueMicrotask(() => this.fail(ErrorCode.UpstreamReset, true));
+      // The session went away (closed before it came up, out of stream ids): nothing was sent.
+      pooled.streamClosed(this.ctx.clock.now());
+      this.flushPending();
+      this.fail(pooled.connected ? ErrorCode.UpstreamReset : ErrorCode.UpstreamConnectFailed, true);
       return;
     }
     s[CALL] = this;
@@ -108,25 +126,50 @@ export class H2Call implements UpstreamCall {
     s.on('drain', onDrain);
     s.on('error', ignore);
     this.stream = s;
+    if (this.paused) s.pause();
+    const pending = this.pending;
+    this.pending = null;
+    if (pending !== null) for (const [c, cb] of pending) this.write(c, cb);
+    if (this.pendingEnd) s.end();
+    if (pending !== null) this.owner?.onCallDrain();
+  }
+
+  /** Releases chunks that will never be sent. */
+  private flushPending(): void {
+    const pending = this.pending;
+    this.pending = null;
+    if (pending !== null) for (const [, cb] of pending) cb?.();
   }
 
   get connecting(): boolean {
-    return !this.pooled.connected;
+    return this.pooled === null || !this.pooled.connected;
   }
 
-  write(chunk: Buffer): boolean {
-    return this.stream === null || this.stream.write(chunk);
+  write(chunk: Buffer, flushed?: () => void): boolean {
+    const s = this.stream;
+    if (s === null && this.pooled === null && !this.cancelled) {
+      (this.pending ??= []).push([chunk, flushed]);
+      return false;
+    }
+    if (s === null || s.destroyed) {
+      flushed?.();
+      return true;
+    }
+    return flushed === undefined ? s.write(chunk) : s.write(chunk, flushed);
   }
 
   end(): void {
-    if (this.stream !== null && !this.stream.writableEnded) this.stream.end();
+    if (this.stream === null) this.pendingEnd = true;
+    else if (!this.stream.writableEnded) this.stream.end();
   }
 
   pause(): void {
+    this.paused = true;
     this.stream?.pause();
   }
 
   resume(): void {
+    this.paused = false;
     this.stream?.resume();
   }
 
@@ -135,6 +178,7 @@ export class H2Call implements UpstreamCall {
     this.owner = null;
     const s = this.stream;
     if (s !== null && !s.closed) s.close(NGHTTP2_CANCEL);
+    if (s === null) this.flushPending();
   }
 
   onResponse(headers: HeaderBlock, flags: number): void {
@@ -162,11 +206,12 @@ export class H2Call implements UpstreamCall {
 
   onClose(): void {
     const s = this.stream!;
-    this.pooled.streamClosed(this.ctx.clock.now());
+    const pooled = this.pooled!;
+    pooled.streamClosed(this.ctx.clock.now());
     if (this.ended || this.cancelled) return;
     // Closed before its end: refused (not processed), or reset, or the connection never came up.
-    const refused = s.rstCode === NGHTTP2_REFUSED_STREAM || (!this.responseStarted && this.pooled.goawayBefore(s.id));
-    this.fail(!this.pooled.connected ? ErrorCode.UpstreamConnectFailed : ErrorCode.UpstreamReset, refused || !this.pooled.connected);
+    const refused = s.rstCode === NGHTTP2_REFUSED_STREAM || (!this.responseStarted && pooled.goawayBefore(s.id));
+    this.fail(!pooled.connected ? ErrorCode.UpstreamConnectFailed : ErrorCode.UpstreamReset, refused || !pooled.connected);
   }
 
   private fail(code: ErrorCode, refused: boolean): void {

@@ -1,5 +1,5 @@
-// Protocol detection and opaque TCP: non-HTTP bytes, the HTTP/2 preface and TLS are forwarded as
-// TCP; a server-speaks-first protocol works after the detection deadline; opaque listeners and
+// Protocol detection and opaque TCP: non-HTTP bytes and TLS are forwarded as TCP, the HTTP/2
+// preface is served as HTTP/2; a server-speaks-first protocol works after the detection deadline; opaque listeners and
 // opaque ports skip detection; tcp_* metrics count it.
 
 import { after, before, test } from 'node:test';
@@ -89,9 +89,13 @@ test('non-HTTP bytes on a detecting listener are forwarded as opaque TCP', async
   assert.deepEqual(await exchange(proxy.ports.detect, payload, payload.length), payload);
 });
 
-test('the HTTP/2 preface is recognised and (until HTTP/2 lands) forwarded opaquely, byte for byte', async () => {
+test('the HTTP/2 preface is recognised and served as HTTP/2: the proxy answers with its SETTINGS', async () => {
   const preface = Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]);
-  assert.deepEqual(await exchange(proxy.ports.detect, preface, preface.length), preface);
+  const got = await exchange(proxy.ports.detect, preface, 9);
+  assert.ok(got.length >= 9, `${got.length} bytes back`);
+  assert.equal(got[3], 4, 'a SETTINGS frame');
+  assert.equal(got.readUIntBE(5, 4), 0, 'on stream 0');
+  assert.ok(!got.subarray(0, 24).equals(preface.subarray(0, 24)), 'not echoed by the TCP upstream');
 });
 
 test('a TLS ClientHello is forwarded opaquely', async () => {

@@ -149,7 +149,7 @@ before(async () => {
 proxy:
 ${identityYaml(dir, 'api', ids['api']!)}
 listeners: [{ name: in, address: 127.0.0.1:0, direction: inbound, defaultService: app }]
-services: [{ name: app, endpoints: [{ address: 127.0.0.1:${app.port} }] }]
+services: [{ name: app, protocol: http1, endpoints: [{ address: 127.0.0.1:${app.port} }] }]
 `);
   apiCert = join(dir, 'api.crt');
   proxy = await startProxy(['--config', cfg.file, '--workers', '1']);
@@ -168,7 +168,7 @@ test('no client certificate: the handshake ends with "certificate required", and
   assert.notEqual(s.code, 0);
   assert.equal(s.statusLine, null, s.stdout);
   assert.match(s.stderr, /alert certificate required/, s.stderr);
-  const c = await counted('failed', 1, () => curl([]));
+  const c = await counted('failed', 1, () => curl(['--http1.1']));
   assert.equal(c.status, 0, c.stdout);
   assert.equal(c.code, 56, c.stderr);
   assert.match(c.stderr, /alert certificate required/);
@@ -207,13 +207,15 @@ test('TLS 1.2 is refused with a protocol_version alert, even with a valid mesh c
   assert.match(c.stderr, /alert protocol version/);
 });
 
-test('a valid mesh certificate over curl: 200 from the app, which sees the caller in l5d-client-id', { timeout: 30_000 }, async () => {
-  const c = await counted('ok', 1, () => curl(['--cert', creds.web.crt, '--key', creds.web.key, '-H', 'l5d-client-id: spiffe://mesh.test/ns/shop/sa/admin']));
-  assert.equal(c.code, 0, c.stderr);
-  assert.equal(c.status, 200, c.body);
-  const seen = JSON.parse(c.body) as { url: string; headers: Record<string, string> };
-  assert.equal(seen.url, '/matrix');
-  assert.equal(seen.headers['l5d-client-id'], WEB, 'the caller, not the forged header');
+test('a valid mesh certificate over curl, HTTP/1.1 or HTTP/2 by ALPN: 200 from the (HTTP/1) app, which sees the caller in l5d-client-id', { timeout: 30_000 }, async () => {
+  for (const version of ['--http1.1', '--http2']) {
+    const c = await counted('ok', 1, () => curl([version, '--cert', creds.web.crt, '--key', creds.web.key, '-H', 'l5d-client-id: spiffe://mesh.test/ns/shop/sa/admin']));
+    assert.equal(c.code, 0, c.stderr);
+    assert.equal(c.status, 200, `${version}: ${c.body}`);
+    const seen = JSON.parse(c.body) as { url: string; headers: Record<string, string> };
+    assert.equal(seen.url, '/matrix');
+    assert.equal(seen.headers['l5d-client-id'], WEB, 'the caller, not the forged header');
+  }
   // curl checks the pinned key even with -k: the wrong pin fails the connection.
   const wrongPin = await run('curl', ['-sS', '--max-time', '5', '-k', '--pinnedpubkey', `sha256//${Buffer.alloc(32).toString('base64')}`, '--cert', creds.web.crt, '--key', creds.web.key, `https://127.0.0.1:${port}/matrix`]);
   assert.equal(wrongPin.code, 90, wrongPin.stderr);

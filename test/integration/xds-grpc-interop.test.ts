@@ -1,7 +1,8 @@
 // Interop with a client nobody here wrote: @grpc/grpc-js-xds resolves xds:/// targets through
 // Bowline's control plane (in this process) and calls real grpc-js servers: the plain case, a
 // weighted split, an EDS change mid-run without failed calls, and a NACK (a retry backoff of 0, which
-// gRPC refuses) that keeps the last good config serving until the mesh is fixed.
+// gRPC refuses) that keeps the last good config serving until the mesh is fixed. The clusters carry
+// each upstream protocol form (h2c and the default, auto), and the retry policy a gRPC condition.
 
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -48,13 +49,15 @@ const logs: string[] = [];
 
 function mesh(o: { echoB: string[]; retryBackoffMs?: number }): string {
   const ep = (names: string[], zone: string): string => names.map((n) => `{ address: 127.0.0.1:${servers[n]!.port}, zone: ${zone} }`).join(', ');
-  const retry = o.retryBackoffMs === undefined ? '' : `\n        retry: { on: [gateway-error], backoff: { baseMs: ${o.retryBackoffMs} } }`;
+  // gRPC clients act on the gRPC conditions in retry_on (unavailable), and ignore the HTTP ones.
+  const retry = o.retryBackoffMs === undefined ? '' : `\n        retry: { on: [unavailable, gateway-error], backoff: { baseMs: ${o.retryBackoffMs} } }`;
   return `
 listeners:
   - { name: out, address: 127.0.0.1:0, routes: [] }
 services:
   - name: echo
     endpoints: [${ep(['a1', 'a2'], 'zone-a')}]
+    protocol: h2c
   - name: echo-b
     endpoints: [${ep(o.echoB, 'zone-b')}]
 routes:

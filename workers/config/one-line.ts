@@ -1,7 +1,16 @@
 // The snapshot of the one-line mode: `bowline proxy --listen HOST:PORT --to HOST:PORT [...]`:
 // one HTTP-detecting listener whose every request (and any opaque stream) goes to one service.
 
-import { type BalancerKind, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_DETECT_TIMEOUT_MS, DEFAULT_HTTP_SETTINGS, DEFAULT_POOL_SETTINGS, type EngineSnapshot, type SocketAddress } from '../../engine/config/snapshot';
+import {
+  type BalancerKind,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_DETECT_TIMEOUT_MS,
+  DEFAULT_HTTP_SETTINGS,
+  DEFAULT_POOL_SETTINGS,
+  type EngineSnapshot,
+  type SocketAddress,
+  type UpstreamProtocol,
+} from '../../engine/config/snapshot';
 
 export interface OneLineOptions {
   listen: SocketAddress;
@@ -10,6 +19,13 @@ export interface OneLineOptions {
   zone?: string;
   version?: string;
   balancer?: BalancerKind;
+  /** How requests go to the endpoints (default 'auto': the version the client spoke). */
+  upstreamProtocol?: UpstreamProtocol;
+}
+
+/** Whether a --upstream-protocol value is one the engine knows. */
+export function isUpstreamProtocol(v: string): v is UpstreamProtocol {
+  return v === 'http1' || v === 'h2c' || v === 'auto';
 }
 
 export function oneLineSnapshot(o: OneLineOptions): EngineSnapshot {
@@ -36,6 +52,7 @@ export function oneLineSnapshot(o: OneLineOptions): EngineSnapshot {
         pool: { ...DEFAULT_POOL_SETTINGS },
         connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
         balancer: o.balancer,
+        protocol: o.upstreamProtocol ?? 'auto',
       },
     ],
     routes: [{ name: 'default', hostnames: [], matches: [], backends: [{ service: 'upstream', weight: 1 }], requestTimeoutMs: 0 }],

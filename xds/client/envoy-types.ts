@@ -164,6 +164,24 @@ export interface Cluster {
     failure_percentage_request_volume?: U32;
   };
   metadata?: Metadata;
+  /** Extension options by name; HTTP's is an Any of HttpProtocolOptions. */
+  typed_extension_protocol_options?: Record<string, Any>;
+  /** Deprecated (HttpProtocolOptions replaces them): HTTP/2 options mean HTTP/2 upstream ... */
+  http2_protocol_options?: unknown;
+  http_protocol_options?: unknown;
+  /** ... unless USE_DOWNSTREAM_PROTOCOL (default USE_CONFIGURED_PROTOCOL). */
+  protocol_selection?: string;
+}
+
+/** envoy.extensions.upstreams.http.v3.HttpProtocolOptions: which HTTP version goes upstream. */
+export interface HttpProtocolOptions {
+  common_http_protocol_options?: Record<string, unknown>;
+  upstream_http_protocol_options?: Record<string, unknown>;
+  explicit_http_config?: { http_protocol_options?: unknown; http2_protocol_options?: unknown; http3_protocol_options?: unknown };
+  use_downstream_protocol_config?: { http_protocol_options?: unknown; http2_protocol_options?: unknown; http3_protocol_options?: unknown };
+  auto_config?: { http_protocol_options?: unknown; http2_protocol_options?: unknown; http3_protocol_options?: unknown; alternate_protocols_cache_options?: unknown };
+  http_filters?: { name?: string }[];
+  header_validation_config?: unknown;
 }
 
 export interface LbEndpoint {

@@ -31,10 +31,12 @@ import {
   type RouteMatchSnapshot,
   type RouteSnapshot,
   type ServiceSnapshot,
+  type UpstreamProtocol,
 } from '../../engine/config/snapshot';
 import { findSnapshotProblems } from '../../engine/config/validate-snapshot';
 import { unpackAny } from '../common/protos';
 import { bowlineMetadata, durationMs } from '../common/struct';
+import { HTTP_PROTOCOL_OPTIONS } from '../common/type-urls';
 import type * as E from './envoy-types';
 
 export interface XdsResources {
@@ -63,6 +65,8 @@ export interface Translation {
 
 const HCM = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const TCP_PROXY = 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
+/** Names Envoy knows HttpProtocolOptions by in typed_extension_protocol_options (the type name, the extension name). */
+const HTTP_PROTOCOL_OPTIONS_KEYS = new Set([HTTP_PROTOCOL_OPTIONS, 'envoy.upstreams.http.http_protocol_options']);
 const ENVOY_ROUTE_TIMEOUT_MS = 15_000;
 const ENVOY_CONNECT_TIMEOUT_MS = 5_000;
 
@@ -136,7 +140,21 @@ export function validateCluster(c: E.Cluster): string[] {
   const t = c.type ?? 'STATIC';
   if (!['EDS', 'STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'ORIGINAL_DST'].includes(t)) return [`cluster "${c.name}": type ${t} is not supported`];
   if (c.cluster_type !== undefined && c.cluster_type !== null) return [`cluster "${c.name}": cluster_type (custom cluster types) is not supported`];
-  return [];
+  const problems: string[] = [];
+  const hpo = httpProtocolOptions(c, problems);
+  if (hpo !== undefined) {
+    const at = `cluster "${c.name}": typed_extension_protocol_options[${JSON.stringify(hpo.key)}]`;
+    const o = hpo.options;
+    // HTTP/3 has to be spoken: nothing nearer would reach an upstream that listens on QUIC only.
+    if (o.explicit_http_config?.http3_protocol_options != null) problems.push(`${at}.explicit_http_config.http3_protocol_options is not supported (HTTP/3 upstreams)`);
+    else if (o.explicit_http_config != null && o.explicit_http_config.http_protocol_options == null && o.explicit_http_config.http2_protocol_options == null) {
+      problems.push(`${at}.explicit_http_config needs http_protocol_options or http2_protocol_options`);
+    }
+    if (o.explicit_http_config == null && o.use_downstream_protocol_config == null && o.auto_config == null) {
+      problems.push(`${at} needs explicit_http_config, use_downstream_protocol_config or auto_config`);
+    }
+  }
+  return problems;
 }
 
 /** Problems that make a load assignment unusable; [] when fine. */
@@ -449,6 +467,12 @@ const RETRY_ON: Record<string, RetryCondition> = {
   'refused-stream': 'reset',
   'reset-before-request': 'reset',
   'retriable-status-codes': 'retriable-status-codes',
+  // gRPC conditions: a grpc-status in the response headers (Envoy's x-envoy-retry-grpc-on names).
+  cancelled: 'cancelled',
+  'deadline-exceeded': 'deadline-exceeded',
+  internal: 'internal',
+  'resource-exhausted': 'resource-exhausted',
+  unavailable: 'unavailable',
 };
 
 function translateRetry(rp: E.RetryPolicy, route: string, warnings: string[]): RetryPolicy {
@@ -459,7 +483,7 @@ function translateRetry(rp: E.RetryPolicy, route: string, warnings: string[]): R
     if (mapped !== undefined) on.add(mapped);
     else ignored.push(c);
   }
-  if (ignored.length > 0) warnings.push(`route "${route}": retry_on ${ignored.join(',')} not supported (gRPC conditions come with HTTP/2)`);
+  if (ignored.length > 0) warnings.push(`route "${route}": retry_on ${ignored.join(',')} not supported`);
   const base = durationMs(rp.retry_back_off?.base_interval) ?? 25;
   return {
     on: [...on],
@@ -485,6 +509,8 @@ function translateCluster(c: E.Cluster, res: XdsResources, missing: Set<string>,
   const meta = bowlineMetadata(c.metadata);
   const svc = emptyService(name);
   svc.connectTimeoutMs = durationMs(c.connect_timeout) ?? ENVOY_CONNECT_TIMEOUT_MS;
+  // From Envoy's fields for every cluster, Bowline's included: they carry the whole meaning.
+  svc.protocol = envoyProtocol(c, warnings);
   if (meta['v'] !== undefined) {
     // Written by `bowline control`: its settings where given, Bowline's defaults for the rest.
     svc.balancer = (meta['balancer'] as BalancerKind | undefined) ?? DEFAULT_BALANCER;
@@ -524,6 +550,50 @@ function attachEndpoints(svc: ServiceSnapshot, c: E.Cluster, res: XdsResources, 
     cla = c.load_assignment;
   }
   if (cla !== undefined) svc.endpoints = translateEndpoints(cla);
+}
+
+/**
+ * The cluster's HttpProtocolOptions (an Any in typed_extension_protocol_options, found by its type as
+ * Envoy does), decoded; undefined when it has none. A bad one is added to `problems` (validateCluster).
+ */
+function httpProtocolOptions(c: E.Cluster, problems: string[] = []): { key: string; options: E.HttpProtocolOptions } | undefined {
+  for (const [key, any] of Object.entries(c.typed_extension_protocol_options ?? {})) {
+    const type = anyType(any);
+    if (type !== HTTP_PROTOCOL_OPTIONS && !HTTP_PROTOCOL_OPTIONS_KEYS.has(key)) continue; // another extension's options (TCP, thrift ...)
+    const at = `cluster "${c.name ?? ''}": typed_extension_protocol_options[${JSON.stringify(key)}]`;
+    if (type !== HTTP_PROTOCOL_OPTIONS) {
+      problems.push(`${at}: must hold ${HTTP_PROTOCOL_OPTIONS}, got ${type === '' ? 'no type_url' : type}`);
+      return undefined;
+    }
+    const options = decode<E.HttpProtocolOptions>(any, problems, at);
+    return options === null ? undefined : { key, options };
+  }
+  return undefined;
+}
+
+/**
+ * The HTTP version requests go upstream in, with Envoy's meaning: HttpProtocolOptions' explicit
+ * HTTP/1.1 or HTTP/2 ('h2c': prior knowledge, no TLS ALPN), or the downstream's version ('auto');
+ * without it the deprecated Cluster fields (http2_protocol_options, protocol_selection); with
+ * neither, HTTP/1.1, Envoy's default.
+ */
+function envoyProtocol(c: E.Cluster, warnings: string[]): UpstreamProtocol {
+  const name = c.name ?? '';
+  const hpo = httpProtocolOptions(c);
+  if (hpo !== undefined) {
+    const o = hpo.options;
+    const ignored = (['common_http_protocol_options', 'upstream_http_protocol_options', 'header_validation_config'] as const).filter((k) => o[k] != null);
+    if (ignored.length > 0) warnings.push(`cluster "${name}": HttpProtocolOptions ${ignored.join(', ')} ignored`);
+    if ((o.http_filters?.length ?? 0) > 0) warnings.push(`cluster "${name}": upstream HTTP filters ${o.http_filters!.map((f) => f.name ?? '?').join(', ')} are not supported and are skipped`);
+    if (o.explicit_http_config != null) return o.explicit_http_config.http2_protocol_options != null ? 'h2c' : 'http1';
+    if (o.use_downstream_protocol_config != null) return 'auto';
+    if (o.auto_config != null) {
+      warnings.push(`cluster "${name}": HttpProtocolOptions auto_config (ALPN) is not supported; requests go upstream in the version the client spoke`);
+      return 'auto';
+    }
+  }
+  if (c.protocol_selection === 'USE_DOWNSTREAM_PROTOCOL') return 'auto';
+  return c.http2_protocol_options != null ? 'h2c' : 'http1';
 }
 
 function envoyBalancer(c: E.Cluster, warnings: string[]): BalancerKind {

@@ -10,6 +10,8 @@ export const SECRET = 'envoy.extensions.transport_sockets.tls.v3.Secret';
 export const HTTP_CONNECTION_MANAGER = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 export const TCP_PROXY = 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
 export const ROUTER = 'envoy.extensions.filters.http.router.v3.Router';
+/** A cluster's upstream HTTP version and options, in typed_extension_protocol_options under this name. */
+export const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
 export const LDS_TYPE = TYPE_PREFIX + LISTENER;
 export const RDS_TYPE = TYPE_PREFIX + ROUTE_CONFIGURATION;

@@ -22,10 +22,11 @@ import {
   type RouteMatchSnapshot,
   type RouteSnapshot,
   type ServiceSnapshot,
+  type UpstreamProtocol,
 } from '../../engine/config/snapshot';
 import { packAny as packAnyChecked } from '../common/protos';
 import { BOWLINE_METADATA, duration, toStruct } from '../common/struct';
-import { CDS_TYPE, EDS_TYPE, HTTP_CONNECTION_MANAGER, LDS_TYPE, RDS_TYPE, ROUTER, type ResourceType, TCP_PROXY } from '../common/type-urls';
+import { CDS_TYPE, EDS_TYPE, HTTP_CONNECTION_MANAGER, HTTP_PROTOCOL_OPTIONS, LDS_TYPE, RDS_TYPE, ROUTER, type ResourceType, TCP_PROXY } from '../common/type-urls';
 
 /**
  * Whether packed messages are checked field by field (checkFields). The tests build with checks on,
@@ -254,6 +255,12 @@ const RETRY_ON: Record<string, string> = {
   'connect-failure': 'connect-failure',
   reset: 'reset',
   'retriable-status-codes': 'retriable-status-codes',
+  // gRPC conditions, which gRPC proxyless clients act on too (the others they ignore).
+  cancelled: 'cancelled',
+  'deadline-exceeded': 'deadline-exceeded',
+  internal: 'internal',
+  'resource-exhausted': 'resource-exhausted',
+  unavailable: 'unavailable',
 };
 
 function retryPolicy(p: RetryPolicy, perTryTimeoutMs: number): Record<string, unknown> {
@@ -292,6 +299,7 @@ export function clusterMessage(svc: ServiceSnapshot, check = true): Record<strin
     // The extensible form wins where it is understood; a client takes the first policy it supports
     // (gRPC has no least-request: it takes round-robin).
     load_balancing_policy: { policies: lbPolicies(svc.balancer ?? 'p2c-ewma') },
+    typed_extension_protocol_options: { [HTTP_PROTOCOL_OPTIONS]: packedProtocolOptions(svc.protocol ?? 'auto') },
   };
   if (svc.queue !== undefined) {
     c['circuit_breakers'] = { thresholds: [{ max_requests: u32(svc.queue.maxInFlight), max_pending_requests: u32(svc.queue.capacity) }] };
@@ -335,6 +343,30 @@ export function clusterMessage(svc: ServiceSnapshot, check = true): Record<strin
   put('pool', svc.pool, DEFAULT_POOL_SETTINGS);
   c['metadata'] = metadata(bowline);
   return c;
+}
+
+/**
+ * The upstream HTTP version, as Envoy says it (Envoy's default, with no options, is HTTP/1.1):
+ * explicit HTTP/1.1 or HTTP/2 (plaintext: prior knowledge), or the downstream's version.
+ */
+function httpProtocolOptions(protocol: UpstreamProtocol): Record<string, unknown> {
+  switch (protocol) {
+    case 'http1':
+      return { explicit_http_config: { http_protocol_options: {} } };
+    case 'h2c':
+      return { explicit_http_config: { http2_protocol_options: {} } };
+    default:
+      return { use_downstream_protocol_config: { http_protocol_options: {}, http2_protocol_options: {} } };
+  }
+}
+
+const packedOptions = new Map<UpstreamProtocol, { type_url: string; value: Buffer }>();
+
+/** Packed once per protocol: every cluster shares one of three messages (read-only). */
+function packedProtocolOptions(protocol: UpstreamProtocol): { type_url: string; value: Buffer } {
+  let packed = packedOptions.get(protocol);
+  if (packed === undefined) packedOptions.set(protocol, (packed = packAnyChecked(HTTP_PROTOCOL_OPTIONS, httpProtocolOptions(protocol), true)));
+  return packed;
 }
 
 const ROUND_ROBIN_POLICY = 'envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin';

@@ -4,6 +4,8 @@
 // error instead of a silently ignored setting. A `description` beside a `pattern` or a `required`
 // is shown to the user when that check fails ("must be <description>", "missing (<description>)").
 
+import type { RetryCondition, UpstreamProtocol } from '../snapshot';
+
 export interface PolicyConfig {
   defaultPolicy?: 'all-unauthenticated' | 'all-authenticated' | 'cluster-authenticated' | 'deny';
   clusterNetworks?: string[];
@@ -49,7 +51,7 @@ export interface ListenerConfig {
 }
 
 export interface RetryConfig {
-  on?: ('5xx' | 'gateway-error' | 'connect-failure' | 'reset' | 'retriable-status-codes')[];
+  on?: RetryCondition[];
   statusCodes?: number[];
   maxRetries?: number;
   backoff?: { baseMs?: number; maxMs?: number };
@@ -72,6 +74,8 @@ export interface ServiceConfig extends TimeoutFields {
   connectTimeoutMs?: number;
   requestTimeoutMs?: number;
   balancer?: 'p2c-ewma' | 'round-robin' | 'least-request';
+  /** How requests reach the endpoints (default 'auto': the version the client spoke). */
+  protocol?: UpstreamProtocol;
   pool?: { maxIdlePerEndpoint?: number; idleTimeoutMs?: number };
   zoneLocality?: { enabled?: boolean; highLoad?: number; lowLoad?: number; loadWindowMs?: number };
   failureAccrual?: {
@@ -152,11 +156,26 @@ const RATIO = { type: 'number', minimum: 0, maximum: 1 } as const;
 const STATUS = { type: 'integer', minimum: 100, maximum: 599 } as const;
 const COUNT = { type: 'integer', minimum: 0 } as const;
 
+// Envoy's retry_on names: HTTP conditions, then gRPC ones (a grpc-status in the response headers).
+const RETRY_CONDITIONS: readonly RetryCondition[] = [
+  '5xx',
+  'gateway-error',
+  'connect-failure',
+  'reset',
+  'retriable-status-codes',
+  'cancelled',
+  'deadline-exceeded',
+  'internal',
+  'resource-exhausted',
+  'unavailable',
+];
+const UPSTREAM_PROTOCOLS: readonly UpstreamProtocol[] = ['http1', 'h2c', 'auto'];
+
 const RETRY = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    on: { type: 'array', items: { enum: ['5xx', 'gateway-error', 'connect-failure', 'reset', 'retriable-status-codes'] } },
+    on: { type: 'array', items: { enum: RETRY_CONDITIONS } },
     statusCodes: { type: 'array', items: STATUS },
     maxRetries: COUNT,
     backoff: { type: 'object', additionalProperties: false, properties: { baseMs: DURATION_MS, maxMs: DURATION_MS } },
@@ -322,6 +341,7 @@ export const CONFIG_FILE_SCHEMA = {
           responseTimeoutMs: DURATION_MS,
           idleTimeoutMs: DURATION_MS,
           balancer: { type: 'string', enum: ['p2c-ewma', 'round-robin', 'least-request'] },
+          protocol: { type: 'string', enum: UPSTREAM_PROTOCOLS },
           zoneLocality: {
             type: 'object',
             additionalProperties: false,

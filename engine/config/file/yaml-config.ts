@@ -345,6 +345,8 @@ function translate(file: ConfigFile, version: string): Translation {
     }),
     pool: { ...DEFAULT_POOL_SETTINGS, ...svc.pool },
     connectTimeoutMs: svc.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    // Filled in like every default, so that the mesh round-trips through xDS exactly.
+    protocol: svc.protocol ?? 'auto',
     ...translateServicePolicies(svc),
   }));
 

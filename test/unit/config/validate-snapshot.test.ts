@@ -5,7 +5,12 @@ import assert from 'node:assert/strict';
 import {
   DEFAULT_HTTP_SETTINGS,
   DEFAULT_POOL_SETTINGS,
+  DEFAULT_RETRY_POLICY,
   type EngineSnapshot,
+  GRPC_RETRY_CODES,
+  type RetryCondition,
+  type RetryPolicy,
+  type UpstreamProtocol,
 } from '../../../engine/config/snapshot';
 import { findSnapshotProblems, formatPath, validateSnapshot } from '../../../engine/config/validate-snapshot';
 
@@ -247,4 +252,46 @@ test('a service with no endpoints is valid (requests get 503)', () => {
     }),
     [],
   );
+});
+
+test('upstream protocols: http1, h2c and auto (or none) are valid; anything else is named by its path', () => {
+  for (const protocol of ['http1', 'h2c', 'auto', undefined] as const) {
+    assert.deepEqual(
+      problemsOf((s) => {
+        s.services[0]!.protocol = protocol;
+      }),
+      [],
+      String(protocol),
+    );
+  }
+  assert.deepEqual(
+    problemsOf((s) => {
+      s.services[2]!.protocol = 'h2' as UpstreamProtocol;
+      s.services[1]!.protocol = 'HTTP1' as UpstreamProtocol;
+    }),
+    ['services[1].protocol: must be one of "http1", "h2c", "auto", got "HTTP1"', 'services[2].protocol: must be one of "http1", "h2c", "auto", got "h2"'],
+  );
+});
+
+function retry(on: string[]): RetryPolicy {
+  return { ...DEFAULT_RETRY_POLICY, on: on as RetryCondition[], statusCodes: [], budget: { ...DEFAULT_RETRY_POLICY.budget } };
+}
+
+test('gRPC retry conditions are valid on services and routes; unknown conditions are named', () => {
+  const grpc = Object.keys(GRPC_RETRY_CODES);
+  assert.deepEqual([...grpc].sort(), ['cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable']);
+  assert.deepEqual(
+    problemsOf((s) => {
+      s.services[0]!.retry = retry([...grpc, '5xx', 'connect-failure']);
+      s.routes[0]!.retry = retry(['unavailable', 'reset']);
+    }),
+    [],
+  );
+  const problems = problemsOf((s) => {
+    s.services[0]!.retry = retry(['unavailable', 'grpc-unavailable']);
+    s.routes[1]!.retry = retry(['Cancelled']);
+  });
+  assert.equal(problems.length, 2, problems.join('\n'));
+  assert.match(problems[0]!, /^services\[0\]\.retry\.on\[1\]: must be one of "5xx", .*"unavailable".*, got "grpc-unavailable"$/);
+  assert.match(problems[1]!, /^routes\[1\]\.retry\.on\[0\]: must be one of .*"cancelled".*, got "Cancelled"$/);
 });

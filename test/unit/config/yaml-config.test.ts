@@ -32,6 +32,7 @@ function defaultPolicies(): Partial<ServiceSnapshot> {
     queue: { ...DEFAULT_QUEUE },
     retry: { ...DEFAULT_RETRY_POLICY, on: [...DEFAULT_RETRY_POLICY.on], statusCodes: [], budget: { ...DEFAULT_RETRY_POLICY.budget } },
     timeouts: { ...DEFAULT_TIMEOUTS },
+    protocol: 'auto',
   };
 }
 
@@ -70,12 +71,14 @@ services:
       - address: web-b.internal:8081
     connectTimeoutMs: 250
     balancer: round-robin
+    protocol: http1
     pool: { maxIdlePerEndpoint: 16, idleTimeoutMs: 5000 }
   - name: canary
     endpoints: []
   - name: api
     endpoints:
       - address: "[fd00::1]:9090"
+    protocol: h2c
   - name: db
     endpoints:
       - address: 10.0.0.5:3306
@@ -148,6 +151,7 @@ const EXPECTED: EngineSnapshot = {
       connectTimeoutMs: 250,
       balancer: 'round-robin',
       ...defaultPolicies(),
+      protocol: 'http1',
     },
     { name: 'canary', endpoints: [], pool: { ...DEFAULT_POOL_SETTINGS }, connectTimeoutMs: 1000, balancer: 'p2c-ewma', ...defaultPolicies() },
     {
@@ -157,6 +161,7 @@ const EXPECTED: EngineSnapshot = {
       connectTimeoutMs: 1000,
       balancer: 'p2c-ewma',
       ...defaultPolicies(),
+      protocol: 'h2c',
     },
     {
       name: 'db',
@@ -518,6 +523,79 @@ test('policy problems name the field as written in the file', () => {
   assertProblem(err, 'services[0].failureAccrual.successRate.window', /minimum requests \(20\)/);
   assertProblem(err, 'routes[0].retry.statusCodes', /retriable-status-codes/);
   assert.equal(err.problems.length, 4, err.message);
+});
+
+test("a service's upstream protocol: as written, else auto", () => {
+  const s = parseConfigText(
+    MINIMAL.replace('    endpoints: [{ address: 127.0.0.1:8081 }]\n', '    endpoints: [{ address: 127.0.0.1:8081 }]\n    protocol: h2c\n  - { name: b, endpoints: [], protocol: http1 }\n  - { name: c, endpoints: [], protocol: auto }\n  - { name: d, endpoints: [] }\n'),
+    FILE,
+    'v1',
+  );
+  assert.deepEqual(
+    s.services.map((x) => [x.name, x.protocol]),
+    [
+      ['web', 'h2c'],
+      ['b', 'http1'],
+      ['c', 'auto'],
+      ['d', 'auto'],
+    ],
+  );
+  assert.deepEqual(validateSnapshot(s), []);
+});
+
+test('gRPC retry conditions translate beside the HTTP ones, on services, routes and rules', () => {
+  const s = parseConfigText(
+    POLICIES.replace('on: [gateway-error]', 'on: [unavailable, deadline-exceeded, 5xx]')
+      .replace('retry: { on: [5xx], budget', 'retry: { on: [cancelled, internal], budget')
+      .replace('on: [retriable-status-codes], statusCodes: [429]', 'on: [resource-exhausted, retriable-status-codes], statusCodes: [429]'),
+    FILE,
+    'v1',
+  );
+  assert.deepEqual(s.services[0]!.retry!.on, ['unavailable', 'deadline-exceeded', '5xx']);
+  assert.deepEqual(s.routes[0]!.retry!.on, ['cancelled', 'internal']);
+  assert.deepEqual(s.routes[1]!.retry!.on, ['resource-exhausted', 'retriable-status-codes']);
+  assert.deepEqual(validateSnapshot(s), []);
+});
+
+test('a bad upstream protocol or retry condition names the file and the field', () => {
+  const err = configError(
+    POLICIES.replace('balancer: least-request', 'balancer: least-request\n    protocol: h2')
+      .replace('on: [gateway-error]', 'on: [gateway-error, unavailble]')
+      .replace('on: [retriable-status-codes]', 'on: [grpc-unavailable, retriable-status-codes]'),
+  );
+  assertProblem(err, 'services[0].protocol', /^must be one of "http1", "h2c", "auto"; got "h2"$/);
+  const cond = assertProblem(err, 'services[0].retry.on[1]', /got "unavailble"$/);
+  // The message lists what is allowed, the gRPC conditions included.
+  for (const c of ['5xx', 'retriable-status-codes', 'cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable']) assert.ok(cond.includes(`"${c}"`), `${c} in ${cond}`);
+  assertProblem(err, 'routes[0].rules[1].retry.on[0]', /got "grpc-unavailable"$/);
+  assert.equal(err.problems.length, 3, err.message);
+  // A protocol that is not a string is refused by type.
+  assertProblem(configError(MINIMAL.replace('endpoints: [{ address: 127.0.0.1:8081 }]', 'endpoints: [{ address: 127.0.0.1:8081 }]\n    protocol: [h2c]')), 'services[0].protocol', /^must be a string, got a list$/);
+});
+
+test('a JSON mesh file takes the protocol and gRPC retry conditions too, and names itself in errors', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bowline-json-'));
+  try {
+    const mesh = (protocol: string): string =>
+      JSON.stringify({
+        listeners: [{ name: 'out', address: '127.0.0.1:4140', routes: ['r'] }],
+        services: [{ name: 'grpc', endpoints: [{ address: '127.0.0.1:50051' }], protocol, retry: { on: ['unavailable', 'cancelled'] } }],
+        routes: [{ name: 'r', backendRefs: [{ name: 'grpc' }] }],
+      });
+    const good = join(dir, 'mesh.json');
+    writeFileSync(good, mesh('h2c'));
+    const s = loadConfigFile(good);
+    assert.equal(s.services[0]!.protocol, 'h2c');
+    assert.deepEqual(s.services[0]!.retry!.on, ['unavailable', 'cancelled']);
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, mesh('HTTP/2'));
+    assert.throws(
+      () => loadConfigFile(bad),
+      (err: unknown) => err instanceof ConfigError && err.file === bad && err.message === `${bad}: services[0].protocol: must be one of "http1", "h2c", "auto"; got "HTTP/2"`,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('schema errors in policies: unknown retry conditions and balancers', () => {

@@ -60,18 +60,25 @@ test("Istio's default outbound routes: virtual hosts by domain, its retry policy
   assert.ok(reviews.hostnames.includes('reviews'), 'short names keep working');
   assert.deepEqual(reviews.backends, [{ service: 'outbound|9080||reviews.default.svc.cluster.local', weight: 1 }]);
   assert.equal(reviews.requestTimeoutMs, 0, 'Istio says 0s: no timeout');
-  assert.deepEqual([...reviews.retry!.on].sort(), ['connect-failure', 'reset', 'retriable-status-codes']);
+  // Istio's default retry_on has gRPC conditions too (connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes).
+  assert.deepEqual([...reviews.retry!.on].sort(), ['cancelled', 'connect-failure', 'reset', 'retriable-status-codes', 'unavailable']);
   assert.deepEqual(reviews.retry!.statusCodes, [503]);
   assert.equal(reviews.retry!.maxRetries, 2);
   const svc = s.services.find((x) => x.name === 'outbound|9080||reviews.default.svc.cluster.local')!;
   assert.ok(svc.endpoints.length >= 3, 'endpoints from EDS');
   assert.ok(new Set(svc.endpoints.map((e) => e.zone)).size >= 2, 'zones from localities');
   assert.equal(svc.balancer, 'least-request', "Istio's default LEAST_REQUEST");
+  // Istio says the upstream HTTP version in HttpProtocolOptions: explicit HTTP/1.1 for an http port,
+  // the downstream's version for the passthrough clusters; idle timeouts and the like are ignored.
+  assert.equal(svc.protocol, 'http1');
+  assert.equal(s.services.find((x) => x.name === 'PassthroughCluster')!.protocol, 'auto');
+  assert.equal(s.services.find((x) => x.name === 'BlackHoleCluster')!.protocol, 'http1', "no options: Envoy's default");
   // Istio's passthrough is an ORIGINAL_DST cluster: kept, without endpoints, and said so.
   assert.equal(s.services.find((x) => x.name === 'PassthroughCluster')!.endpoints.length, 0);
   const w = t.warnings.join('\n');
   assert.match(w, /PassthroughCluster.*ORIGINAL_DST/);
   assert.match(w, /bind_to_port false/);
+  assert.match(w, /cluster "outbound\|9080\|\|reviews\.default\.svc\.cluster\.local": HttpProtocolOptions common_http_protocol_options ignored/);
 });
 
 test('a VirtualService split and header match come through', () => {

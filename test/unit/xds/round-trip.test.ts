@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import { loadConfigFile, parseConfigText } from '../../../engine/config/file/yaml-config';
 import type { EngineSnapshot } from '../../../engine/config/snapshot';
 import { validateSnapshot } from '../../../engine/config/validate-snapshot';
-import { decodeMessage, packAny } from '../../../xds/common/protos';
+import { decodeMessage, packAny, unpackAny } from '../../../xds/common/protos';
 import { toStruct } from '../../../xds/common/struct';
 import { CDS_TYPE, EDS_TYPE, LDS_TYPE, RDS_TYPE } from '../../../xds/common/type-urls';
 import type * as E from '../../../xds/client/envoy-types';
@@ -50,7 +50,7 @@ test('the example mesh round-trips through xDS into the same services, routes an
       got.endpoints.map((e) => [e.address.host, e.address.port, e.zone, e.weight]).sort(),
       svc.endpoints.filter((e) => e.weight > 0).map((e) => [e.address.host, e.address.port, e.zone, e.weight]).sort(),
     );
-    for (const k of ['balancer', 'connectTimeoutMs', 'pool', 'zoneLocality', 'failureAccrual', 'failurePenalty', 'queue', 'retry', 'timeouts'] as const) {
+    for (const k of ['balancer', 'connectTimeoutMs', 'pool', 'zoneLocality', 'failureAccrual', 'failurePenalty', 'queue', 'retry', 'timeouts', 'protocol'] as const) {
       assert.deepEqual(got[k], svc[k], `${svc.name}.${k}`);
     }
   }
@@ -139,9 +139,9 @@ test("resources from another control plane keep Envoy's meaning and defaults", (
   assert.deepEqual(r.hostnames.sort(), ['web', 'web.default.svc.cluster.local']);
   assert.deepEqual(r.matches[0]!.path, { kind: 'string-prefix', value: '/ap' }, "Envoy's prefix is a plain string prefix");
   assert.equal(r.requestTimeoutMs, 15_000, "Envoy's default route timeout");
-  assert.deepEqual(r.retry!.on, ['connect-failure', 'reset']);
+  assert.deepEqual(r.retry!.on, ['connect-failure', 'reset', 'unavailable'], "Envoy's gRPC condition names are Bowline's");
   assert.equal(r.retry!.maxRetries, 3);
-  assert.match(t.warnings.join('\n'), /unavailable not supported/);
+  assert.doesNotMatch(t.warnings.join('\n'), /retry_on/);
   const web = s.services.find((x) => x.name === 'web')!;
   assert.equal(web.balancer, 'least-request');
   assert.equal(web.failureAccrual!.mode, 'consecutive');
@@ -149,6 +149,7 @@ test("resources from another control plane keep Envoy's meaning and defaults", (
   assert.equal(web.failureAccrual!.maxEjectionPercent, 10, "Envoy's default");
   assert.deepEqual(web.endpoints.map((e) => e.address.host), ['10.0.0.1'], 'unhealthy endpoints are left out');
   assert.equal(web.connectTimeoutMs, 5000);
+  assert.equal(web.protocol, 'http1', "Envoy's default upstream protocol");
 });
 
 test('a listener whose routes have not arrived waits (make-before-break), unless told to go on', () => {
@@ -188,3 +189,63 @@ test('resources Bowline cannot run are refused with the field named', () => {
   assert.match(validateListener(withPolicy({ ...good, servers: [{ name: 's' }] })).join(), /servers\[0\]: needs a name and a port or a listener/);
 });
 
+
+test('upstream protocols and gRPC retry conditions round-trip exactly, in the Envoy fields that carry them', () => {
+  const mesh = parseConfigText(
+    `
+listeners: [{ name: out, address: 127.0.0.1:4140, routes: [r] }]
+services:
+  - { name: one, endpoints: [{ address: 10.0.0.1:80 }], protocol: http1 }
+  - { name: two, endpoints: [{ address: 10.0.0.2:50051 }], protocol: h2c, retry: { on: [unavailable, resource-exhausted, connect-failure], maxRetries: 3 } }
+  - { name: any, endpoints: [{ address: 10.0.0.3:80 }], protocol: auto }
+  - { name: dflt, endpoints: [{ address: 10.0.0.4:80 }] }
+routes:
+  - name: r
+    rules:
+      - matches: [{ path: { value: /grpc.Echo/ } }]
+        backendRefs: [{ name: two }]
+        retry: { on: [cancelled, deadline-exceeded, internal, resource-exhausted, unavailable, reset], maxRetries: 2 }
+      - backendRefs: [{ name: one }, { name: any }, { name: dflt }]
+`,
+    'mesh.yaml',
+    'v1',
+  );
+  const res = received(mesh, '');
+  // What Envoy (or any client) reads: HttpProtocolOptions in typed_extension_protocol_options.
+  const options = (name: string): Record<string, unknown> => {
+    const any = res.clusters.get(name)!.typed_extension_protocol_options!['envoy.extensions.upstreams.http.v3.HttpProtocolOptions']!;
+    const m = unpackAny(any);
+    assert.equal(m.type, 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions');
+    return m.message;
+  };
+  assert.deepEqual(options('one')['explicit_http_config'], { http_protocol_options: {}, protocol_config: 'http_protocol_options' });
+  assert.deepEqual(options('two')['explicit_http_config'], { http2_protocol_options: {}, protocol_config: 'http2_protocol_options' });
+  assert.ok(options('any')['use_downstream_protocol_config'] !== undefined);
+  assert.ok(options('dflt')['use_downstream_protocol_config'] !== undefined);
+  const retryOn = res.routes.get('out')!.virtual_hosts![0]!.routes![0]!.route!.retry_policy!.retry_on;
+  assert.equal(retryOn, 'cancelled,deadline-exceeded,internal,resource-exhausted,unavailable,reset');
+
+  const t = translateXds(res, { version: 'x', zone: '', allowMissing: false });
+  assert.deepEqual(t.warnings, []);
+  const s = t.snapshot!;
+  assert.deepEqual(validateSnapshot(s), []);
+  for (const svc of mesh.services) assert.deepEqual(s.services.find((x) => x.name === svc.name), svc, svc.name);
+  assert.deepEqual(
+    s.services.map((x) => [x.name, x.protocol]).sort(),
+    [
+      ['any', 'auto'],
+      ['dflt', 'auto'],
+      ['one', 'http1'],
+      ['two', 'h2c'],
+    ],
+  );
+  const grpcRoute = s.routes.find((r) => r.name === 'r/0')!;
+  assert.deepEqual(grpcRoute.retry, mesh.routes.find((r) => r.name === 'r/0')!.retry);
+  assert.deepEqual(grpcRoute.retry!.on, ['cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable', 'reset']);
+
+  // Without Bowline's metadata (as Envoy reads it), the route's retry_on alone gives the same conditions.
+  const route = structuredClone(res.routes.get('out')!);
+  for (const vh of route.virtual_hosts ?? []) for (const r of vh.routes ?? []) delete r.metadata;
+  const plain = translateXds({ ...res, routes: new Map([['out', route]]) }, { version: 'y', zone: '', allowMissing: false }).snapshot!;
+  assert.deepEqual(plain.routes.find((r) => r.name === 'r/0')!.retry!.on, ['cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable', 'reset']);
+});
