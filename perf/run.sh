@@ -8,6 +8,7 @@
 #   bash perf/run.sh xds [--clients 100,1000,3000 ...]   # control plane at scale (perf/xds/scale.ts)
 #   bash perf/run.sh mtls       # mutual TLS on the mesh hop: Bowline -> Bowline beside HAProxy -> HAProxy (perf/mtls)
 #   bash perf/run.sh h2api      # node:http2's core session API vs its compatibility layer, with h2load (perf/h2)
+#   bash perf/run.sh grpc       # gRPC unary calls through Bowline beside HAProxy and direct, with h2load (perf/h2/grpc.ts)
 #   bash perf/run.sh all        # micro, then upstreams, then end-to-end
 #
 # End-to-end knobs are passed through to peers.sh (see its header): ROUNDS DURATION CONNS WARMUP MODE
@@ -31,9 +32,9 @@ export _PERF_DEPTH=$((${_PERF_DEPTH:-0} + 1))
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WHAT=${1:-peers}
 case $WHAT in
-  peers|micro|upstreams|all|reliability|xds|mtls|h2api) ;;
+  peers|micro|upstreams|all|reliability|xds|mtls|h2api|grpc) ;;
   -h|--help|help) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) echo "usage: perf/run.sh [peers|micro|upstreams|all|reliability|xds|mtls|h2api]" >&2; exit 2 ;;
+  *) echo "usage: perf/run.sh [peers|micro|upstreams|all|reliability|xds|mtls|h2api|grpc]" >&2; exit 2 ;;
 esac
 
 log() { echo "[$(date +%H:%M:%S)] perf/run.sh: $*" >&2; }
@@ -150,6 +151,15 @@ run_h2api() {
   node "$REPO/dist/perf/h2/api-cost.js" "$@"
 }
 
+# ------------------------------------------------------------------ grpc
+run_grpc() {
+  log "gRPC unary through Bowline beside HAProxy and direct (perf/h2/grpc.ts): proxies on CPU 1, h2load and the grpc-js server on CPU 0"
+  command -v h2load >/dev/null || die "h2load missing (apt-get install nghttp2-client)"
+  command -v haproxy >/dev/null || die "haproxy missing (apt-get install haproxy)"
+  wait_for_other_load
+  node "$REPO/dist/perf/h2/grpc.js" "$@"
+}
+
 # ------------------------------------------------------------------ peers
 BG_PID=""
 stop_metrics_watcher() {
@@ -207,7 +217,10 @@ EOF
   export PROXY_NAME=bowline
   export PROXY_PORT=${BOWLINE_PORT:-18200}
   # The escaped \$ stay literal: peers.sh's `bash -c` expands LISTEN_PORT, UPSTREAM_* and PROXY_THREADS.
-  export PROXY_CMD="$exe proxy --listen 127.0.0.1:\$LISTEN_PORT --to \$UPSTREAM_HOST:\$UPSTREAM_PORT --workers ${BOWLINE_WORKERS:-\$PROXY_THREADS} --admin 127.0.0.1:0 ${BOWLINE_ARGS:-}"
+  # The upstream nginx speaks HTTP/1.1: h2c clients (the h2load phase, on the same port: Bowline
+  # detects the preface) are translated, as HAProxy's h2c frontend does in the same run.
+  export PROXY_CMD="$exe proxy --listen 127.0.0.1:\$LISTEN_PORT --to \$UPSTREAM_HOST:\$UPSTREAM_PORT --workers ${BOWLINE_WORKERS:-\$PROXY_THREADS} --admin 127.0.0.1:0 --upstream-protocol http1 ${BOWLINE_ARGS:-}"
+  export PROXY_H2_PORT=${PROXY_H2_PORT:-$PROXY_PORT}
   [[ ${SKIP_INSTALL:-0} == 1 ]] && export SKIP_INSTALL
   mkdir -p "$OUT/logs"
   log "end-to-end run via $peers (MODE=$MODE, CONFIGS='$CONFIGS' + bowline on :$PROXY_PORT); results in $OUT"
@@ -275,6 +288,7 @@ case $WHAT in
   xds) run_xds "${@:2}" || rc=$? ;;
   mtls) run_mtls "${@:2}" || rc=$? ;;
   h2api) run_h2api "${@:2}" || rc=$? ;;
+  grpc) run_grpc "${@:2}" || rc=$? ;;
   all)
     run_micro
     run_upstreams || rc=$?

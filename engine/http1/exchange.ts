@@ -158,7 +158,7 @@ export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
   protected dispatch(endpoint: Endpoint<Http1Upstream>, buf: Buffer, now: number): void {
     const h = this.h;
     let up: UpstreamConnection | null;
-    if (this.overH2(endpoint)) {
+    if (this.overH2()) {
       const { H2Link } = require('../http2/h2-link') as typeof import('../http2/h2-link');
       up = new H2Link(this.ctx, endpoint, this.lr.dstTcp, this.lr.http.maxHeadBytes, now);
     } else {
@@ -186,12 +186,13 @@ export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
   }
 
   /**
-   * Whether this request goes on as an HTTP/2 stream: to a service that speaks h2c, or to a meshed
-   * endpoint (a peer proxy, multiplexed over mutual TLS). Upgrades and CONNECT stay HTTP/1.1.
+   * Whether this request goes on as an HTTP/2 stream: to a service that speaks h2c (for a meshed
+   * service: multiplexed onto HTTP/2 inside mutual TLS to the peer proxy). Upgrades and CONNECT stay
+   * HTTP/1.1.
    */
-  protected overH2(endpoint: Endpoint): boolean {
+  protected overH2(): boolean {
     if (this.upgrade || this.h.method === Method.Connect) return false;
-    return endpoint.identity !== null || this.cluster!.snapshot.protocol === 'h2c';
+    return this.cluster!.snapshot.protocol === 'h2c';
   }
 
   /** Sends the whole request again (a retry, or a replay after a keep-alive race) on `endpoint`. */

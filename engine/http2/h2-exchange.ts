@@ -303,10 +303,10 @@ export class H2Exchange implements CallOwner, QueueWaiter {
     const replay = this.body;
     const bodyFollows = !this.reqDone || (replay !== null && replay.bytes > 0);
     const proto = cluster.snapshot.protocol ?? 'auto';
-    // A meshed endpoint is another Bowline: HTTP/2 over mutual TLS, the original version in a header.
-    const h2 = e.identity !== null || proto === 'h2c' || (proto === 'auto' && !this.origHttp1);
+    // HTTP/2 unless the service says http1, or a peer proxy carried an HTTP/1 request here (auto).
+    const h2 = proto === 'h2c' || (proto === 'auto' && !this.origHttp1);
     const h = this.headers;
-    if (e.identity !== null && this.origHttp1) h[ORIG_PROTO_HEADER] = 'HTTP/1.1';
+    if (h2 && e.identity !== null && this.origHttp1) h[ORIG_PROTO_HEADER] = 'HTTP/1.1';
     this.callIsH2 = h2;
     this.call = h2
       ? new H2Call(this.ctx, this, e, this.lr.dstTcp, h, !bodyFollows, now)

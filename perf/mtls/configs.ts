@@ -40,7 +40,7 @@ export interface ConfigFiles {
 }
 
 /** `certs` holds {web,api}.{crt,key,pem} and bundle.crt; `serverId` is the server side's SPIFFE ID. */
-export function writeConfigs(out: string, certs: string, serverId: string, p: Ports = PORTS): ConfigFiles {
+export function writeConfigs(out: string, certs: string, serverId: string, p: Ports = PORTS, meshProtocol = ''): ConfigFiles {
   const conf = join(out, 'conf');
   const tmp = join(out, 'tmp');
   mkdirSync(conf, { recursive: true });
@@ -97,7 +97,7 @@ services:
   - name: api
     identity: ${serverId}
     endpoints: [{ address: 127.0.0.1:${p.bowlineServer} }]
-`,
+${meshProtocol === '' ? '' : `    protocol: ${meshProtocol}\n`}`,
   );
 
   // HAProxy: one process per side (two sidecars), nbthread 1 each; the same keep-alive settings as peers.sh.

@@ -76,6 +76,8 @@ const STAMP = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').sl
 const OUT = resolve(str('OUT', `/tmp/bowline-perf/mtls-${STAMP}`));
 const FIXEDRATE = process.env['FIXEDRATE'] ?? join(process.env['PEERS'] ? dirname(process.env['PEERS']) : join(REPO, '..', 'shared', 'bench'), 'lib', 'fixedrate.js');
 const BOWLINE_ARGS = str('BOWLINE_ARGS', '').split(/\s+/).filter(Boolean);
+/** The client side's service protocol toward its meshed peer: '' (auto: HTTP/2, multiplexed) or http1 (HTTP/1.1 over mTLS). */
+const MESH_PROTOCOL = str('MESH_PROTOCOL', '');
 
 // ------------------------------------------------------------------ helpers
 /**
@@ -382,7 +384,7 @@ async function main(): Promise<void> {
 
   log(`issuing certificates with Bowline's CA into ${OUT}/certs`);
   const ids = await writeBenchCerts(join(OUT, 'certs'));
-  const files = writeConfigs(OUT, join(OUT, 'certs'), ids.api);
+  const files = writeConfigs(OUT, join(OUT, 'certs'), ids.api, PORTS, MESH_PROTOCOL);
   const logf = (n: string): string => join(OUT, 'logs', `${n}.log`);
 
   upstream = startGroup('upstream', LOAD_CPU, ['nginx', '-p', `${OUT}/`, '-e', logf('upstream-nginx-error'), '-c', files.upstream], logf('upstream'));

@@ -5,7 +5,7 @@
 
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
@@ -287,16 +287,12 @@ test('HTTP/1.1 client, HTTP/2 upstream (protocol h2c): chunked request decoded, 
   assert.match(answers[1]!, /h2 GET \/forced\/b 0/);
 });
 
-test('curl --http2-prior-knowledge and nghttp talk to the proxy', async (t) => {
+test('curl --http2-prior-knowledge and nghttp talk to the proxy', async () => {
   const port = proxy.ports['main']!;
   // Run asynchronously: the upstream lives in this process and must keep answering.
   const curl = await run('curl', ['-s', '--http2-prior-knowledge', '-o', '-', '-w', '\n%{http_version} %{http_code}', '-d', 'abc', `http://127.0.0.1:${port}/curl`]);
   assert.equal(curl.status, 0, curl.stderr);
   assert.match(curl.stdout, /^h2 POST \/curl 3\n2 200$/);
-  if (spawnSync('nghttp', ['--version']).status !== 0) {
-    t.diagnostic('nghttp not installed: skipped');
-    return;
-  }
   const ng = await run('nghttp', ['-n', '-s', `http://127.0.0.1:${port}/ng`, `http://127.0.0.1:${port}/h1/ng`]);
   assert.equal(ng.status, 0, ng.stdout + ng.stderr);
   assert.match(ng.stdout, /200/);
@@ -306,4 +302,39 @@ test('metrics count HTTP/2 requests like HTTP/1 ones, by route and backend', asy
   const m = (await admin(proxy, '/metrics')).body;
   assert.match(m, /request_total\{direction="outbound",authority="127\.0\.0\.1:\d+",route="auto",backend="h2svc",dst_zone=""\} \d+/);
   assert.match(m, /response_total\{[^}]*route="to-h1"[^}]*status_code="200",classification="success"\} \d+/);
+});
+
+test('one-line mode: HTTP/1.1 and h2c on the same port; --upstream-protocol picks how the upstream is spoken to', async () => {
+  const h2 = await startProxy(['--listen', '127.0.0.1:0', '--to', `127.0.0.1:${h2up.port}`, '--upstream-protocol', 'h2c', '--workers', '1']);
+  const h1 = await startProxy(['--listen', '127.0.0.1:0', '--to', `127.0.0.1:${h1up.port}`, '--upstream-protocol', 'http1', '--workers', '1']);
+  try {
+    const h2port = Object.values(h2.ports)[0]!;
+    const h1port = Object.values(h1.ports)[0]!;
+    // To the HTTP/2 upstream: an HTTP/1.1 client and an h2c client, same port.
+    const viaH1 = await new Promise<string>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: h2port, path: '/one-line', agent: false }, (res) => {
+        let t = '';
+        res.on('data', (d) => (t += d));
+        res.on('end', () => resolve(`${res.statusCode} ${t}`));
+      }).on('error', reject);
+    });
+    assert.equal(viaH1, '200 h2 GET /one-line 0');
+    const s = await h2connect(h2port);
+    try {
+      assert.equal((await h2request(s, { ':path': '/one-line-h2' })).body.toString(), 'h2 GET /one-line-h2 0');
+    } finally {
+      await closeSession(s);
+    }
+    // To the HTTP/1.1 upstream: an h2c client is translated.
+    const s1 = await h2connect(h1port);
+    try {
+      const r = await h2request(s1, { ':method': 'POST', ':path': '/one' }, 'abc');
+      assert.match(r.body.toString(), /^h1 POST \/one 3 /);
+    } finally {
+      await closeSession(s1);
+    }
+  } finally {
+    await h2.stop();
+    await h1.stop();
+  }
 });
