@@ -9,8 +9,8 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as http2 from 'node:http2';
-import * as net from 'node:net';
 import { parseArgs } from 'node:util';
+import { freePort } from '../lib/free-port';
 
 const BODY = Buffer.alloc(128, 'x');
 const { HTTP2_HEADER_STATUS, HTTP2_HEADER_CONTENT_TYPE, HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH } = http2.constants;
@@ -66,14 +66,6 @@ function serve(role: string, api: string, port: number, upstreamPort: number): v
     });
   }
   server.listen(port, '127.0.0.1', () => process.stdout.write('ready\n'));
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
 }
 
 function start(args: string[], cpu: string): Promise<ChildProcess> {

@@ -13,6 +13,7 @@ import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { freePort } from '../lib/free-port';
 import * as grpc from '@grpc/grpc-js';
 
 const ECHO: grpc.MethodDefinition<Buffer, Buffer> = {
@@ -32,14 +33,6 @@ function serve(port: number): void {
     if (e) throw e;
     process.stdout.write('ready\n');
   });
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
 }
 
 async function waitPort(port: number, ms = 10_000): Promise<void> {
