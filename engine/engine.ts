@@ -394,7 +394,7 @@ export class Engine implements ProxyContext {
       if (kind === Detected.Http1 && !lr.opaque) {
         new Http1Downstream(this, inbound, lr, listenerName).start(seen, ended);
       } else if (kind === Detected.Http2 && !lr.opaque && !ended) {
-        new (h2Downstream())(this, socket, lr, listenerName, null, seen);
+        new (h2Downstream())(this, inbound, lr, listenerName, null, seen);
       } else if (kind === Detected.Tls && this.meshTls !== null && !ended && seen !== null) {
         this.terminateMeshTls(listenerName, lr, inbound, seen);
       } else {
@@ -475,13 +475,13 @@ export class Engine implements ProxyContext {
       const { socketPeerIdentity } = require('./tls/mesh-tls') as typeof import('./tls/mesh-tls');
       const peer = socketPeerIdentity(t);
       if (peer !== null) this.labelClient(raw, lr, peer);
-      if (t.alpnProtocol === 'h2' && !lr.opaque) {
-        // A peer proxy (or an HTTP/2 client) chose HTTP/2 by ALPN: multiplexed streams from here.
-        new (h2Downstream())(this, t, lr, listenerName, peer, null);
-        return;
-      }
       const inner = Inbound.adoptReading(t);
       markConsumesWrites(inner.socket);
+      if (t.alpnProtocol === 'h2' && !lr.opaque) {
+        // A peer proxy (or an HTTP/2 client) chose HTTP/2 by ALPN: multiplexed streams from here.
+        new (h2Downstream())(this, inner, lr, listenerName, peer, null);
+        return;
+      }
       // The plaintext's first bytes decide, as they would on a plain connection.
       let first: Buffer | null = null;
       let decided = false;
@@ -491,7 +491,7 @@ export class Engine implements ProxyContext {
         inner.sink = () => {};
         const kind = first === null ? Detected.Opaque : detectProtocol(first);
         if (kind === Detected.Http1 && !lr.opaque) new Http1Downstream(this, inner, lr, listenerName, peer).start(first, ended);
-        else if (kind === Detected.Http2 && !lr.opaque && !ended) new (h2Downstream())(this, t, lr, listenerName, peer, first);
+        else if (kind === Detected.Http2 && !lr.opaque && !ended) new (h2Downstream())(this, inner, lr, listenerName, peer, first);
         else new TcpForward(this, inner, lr, lr.defaultCluster, first, ended, peer);
       };
       // An opaque port forwards at once; elsewhere a protocol where the server speaks first is

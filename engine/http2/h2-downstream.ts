@@ -1,48 +1,28 @@
 // One client connection speaking HTTP/2 (h2c with prior knowledge, or h2 inside mesh TLS chosen by
-// ALPN): node:http2's core session API over the accepted socket, one H2Exchange per stream. Abuse is
-// bounded by the session's limits (streams, header list size and pairs, session memory, invalid
-// frames, rejected and reset streams, SETTINGS and PING floods): nghttp2 answers with RST_STREAM or
-// GOAWAY and the connection ends, never the worker. A connection idle past the keep-alive timeout, or
-// one whose client stops reading (a zero window that stalls every answer), is closed with GOAWAY.
+// ALPN), on the proxy's own codec (codec/server-connection.ts): frames are parsed from the socket's
+// read buffer, one H2Exchange runs per stream. node:http2 is not on this path: measured at 0.15x
+// HAProxy on h2c (perf/README.md), it stays for upstream HTTP/2 sessions only. A connection idle
+// past the keep-alive timeout is closed with GOAWAY; a stream whose client stops reading (a zero
+// window) is reset after the same time without progress (see H2Exchange.sweep).
 
-import * as http2 from 'node:http2';
-import type * as net from 'node:net';
 import type { Cluster } from '../cluster';
 import type { ListenerRuntime, ProxyContext, TrackedConnection } from '../context';
+import type { Inbound } from '../io/inbound';
 import type { HttpStats } from '../metrics/registry';
 import type { CompiledRoute } from '../router/route-table';
+import { H2Error } from './codec/frames';
+import { type ConnectionHandler, H2ServerConnection } from './codec/server-connection';
+import type { H2ServerStream } from './codec/server-stream';
 import { H2Exchange, type H2Connection } from './h2-exchange';
-import { CONNECTION_WINDOW_BYTES } from './session-pool';
-
-const { NGHTTP2_REFUSED_STREAM } = http2.constants;
 
 /** Streams a client may open at once on one connection. */
 export const MAX_CONCURRENT_STREAMS = 256;
+/** Our window per stream and per connection for request bodies. */
+const STREAM_WINDOW = 1024 * 1024;
+const CONNECTION_WINDOW = 4 * 1024 * 1024;
 
-function serverOptions(lr: ListenerRuntime): http2.ServerOptions {
-  return {
-    settings: {
-      maxConcurrentStreams: MAX_CONCURRENT_STREAMS,
-      initialWindowSize: 1024 * 1024,
-      // HPACK bombs: the decoded header list is bounded like an HTTP/1 head (431-sized).
-      maxHeaderListSize: lr.http.maxHeadBytes,
-      enablePush: false,
-    },
-    // Header compression state and buffered frames per session, in MB (then ENHANCE_YOUR_CALM).
-    maxSessionMemory: 16,
-    maxHeaderListPairs: 128,
-    // Bad frames and refused streams past these end the session (GOAWAY).
-    maxSessionInvalidFrames: 100,
-    maxSessionRejectedStreams: 100,
-    maxSettings: 32,
-    maxOutstandingPings: 10,
-  };
-}
-
-function ignore(): void {}
-
-export class H2Downstream implements TrackedConnection, H2Connection {
-  readonly session: http2.ServerHttp2Session;
+export class H2Downstream implements TrackedConnection, H2Connection, ConnectionHandler {
+  private readonly conn: H2ServerConnection;
   lr: ListenerRuntime;
   private gen: number;
   private readonly exchanges = new Set<H2Exchange>();
@@ -52,7 +32,7 @@ export class H2Downstream implements TrackedConnection, H2Connection {
 
   constructor(
     private readonly ctx: ProxyContext,
-    socket: net.Socket,
+    private readonly inbound: Inbound,
     lr: ListenerRuntime,
     private readonly listener: string,
     readonly peerIdentity: string | null,
@@ -61,58 +41,59 @@ export class H2Downstream implements TrackedConnection, H2Connection {
     this.lr = lr;
     this.gen = ctx.generation;
     this.lastActiveMs = ctx.clock.now();
+    const socket = inbound.socket;
     this.remoteAddress = socket.remoteAddress ?? '';
-    // Bytes read by protocol detection go back in front of the socket's stream for the session.
-    if (first !== null && first.length > 0) socket.unshift(first);
-    const s = http2.performServerHandshake(socket, serverOptions(lr));
-    this.session = s;
-    s.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number) => this.onStream(stream, headers, flags));
-    s.on('error', ignore);
-    s.on('frameError', ignore);
-    s.once('close', () => {
-      this.onClose();
-      socket.destroy();
-    });
+    const clock = ctx.clock;
+    this.conn = new H2ServerConnection(
+      socket,
+      { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, initialWindow: STREAM_WINDOW, connectionWindow: CONNECTION_WINDOW, maxHeaderListBytes: lr.http.maxHeadBytes },
+      this,
+      () => clock.now(),
+    );
+    inbound.sink = (chunk: Buffer) => {
+      try {
+        this.conn.feed(chunk);
+      } catch (e) {
+        // A bug in the codec: this connection ends, the worker and its other connections go on.
+        this.ctx.internalError('h2-codec', e);
+        socket.destroy();
+      }
+    };
+    socket.on('close', () => this.conn.closeAll());
+    socket.on('error', () => {});
     // Accepted sockets allow half-open TCP (for HTTP/1 and opaque TCP); HTTP/2 has no use for it:
     // the client's FIN ends the connection once the streams under way have been answered.
-    socket.once('end', () => {
+    socket.on('end', () => {
       if (this.exchanges.size === 0) socket.destroy();
-      else s.close();
-    });
-    s.once('connect', () => {
-      try {
-        s.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
-      } catch {
-        // Closed at once.
-      }
+      else this.conn.drain();
     });
     ctx.track(this);
+    if (first !== null && first.length > 0) inbound.sink(first);
   }
 
-  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number): void {
-    try {
-      this.lastActiveMs = this.ctx.clock.now();
-      if (this.gen !== this.ctx.generation) {
-        this.gen = this.ctx.generation;
-        const lr = this.ctx.listener(this.listener);
-        if (lr === undefined) {
-          // The listener was removed by a reload: no new streams here.
-          stream.close(NGHTTP2_REFUSED_STREAM);
-          this.session.close();
-          return;
-        }
-        this.lr = lr;
-      }
-      if (this.ctx.draining) {
-        stream.close(NGHTTP2_REFUSED_STREAM);
+  onStream(stream: H2ServerStream, headers: Record<string, string | string[]>, endStream: boolean): void {
+    this.lastActiveMs = this.ctx.clock.now();
+    if (this.gen !== this.ctx.generation) {
+      this.gen = this.ctx.generation;
+      const lr = this.ctx.listener(this.listener);
+      if (lr === undefined) {
+        // The listener was removed by a reload: no new streams here.
+        stream.close(H2Error.RefusedStream);
+        this.conn.drain();
         return;
       }
-      const x = new H2Exchange(this.ctx, this, stream, headers, flags);
-      this.exchanges.add(x);
+      this.lr = lr;
+    }
+    if (this.ctx.draining) {
+      stream.close(H2Error.RefusedStream);
+      return;
+    }
+    const x = new H2Exchange(this.ctx, this, stream, headers, endStream);
+    this.exchanges.add(x);
+    try {
       x.start();
     } catch (e) {
-      this.ctx.internalError('h2-downstream', e);
-      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      x.crash(e);
     }
   }
 
@@ -134,7 +115,7 @@ export class H2Downstream implements TrackedConnection, H2Connection {
     return s;
   }
 
-  private onClose(): void {
+  onClose(): void {
     if (this.closed) return;
     this.closed = true;
     for (const x of [...this.exchanges]) x.onClientClose();
@@ -149,17 +130,17 @@ export class H2Downstream implements TrackedConnection, H2Connection {
   sweep(now: number): void {
     if (this.closed) return;
     for (const x of this.exchanges) x.sweep(now);
-    if (this.exchanges.size === 0 && now - this.lastActiveMs > this.lr.http.keepAliveTimeoutMs) this.session.close();
+    if (this.exchanges.size === 0 && now - this.lastActiveMs > this.lr.http.keepAliveTimeoutMs) this.conn.drain();
   }
 
   drain(): void {
     // GOAWAY: streams under way finish, new ones go elsewhere.
-    if (!this.closed) this.session.close();
+    this.conn.drain();
   }
 
   destroy(): void {
     for (const x of [...this.exchanges]) x.abort();
-    if (!this.session.destroyed) this.session.destroy();
+    this.inbound.socket.destroy();
   }
 
   openBytes(): void {

@@ -5,7 +5,6 @@
 // bounds the request, retryable gRPC codes are retried where the route says so, and local replies
 // are gRPC statuses. A client's RST_STREAM cancels the upstream attempt.
 
-import * as http2 from 'node:http2';
 import { Outcome } from '../balance/balancer';
 import { Admission, type QueueWaiter, type RequestQueue } from '../balance/request-queue';
 import type { Cluster } from '../cluster';
@@ -22,9 +21,10 @@ import { AttemptFailure, type CompiledRetry } from '../retry/retry-policy';
 import type { CompiledRoute } from '../router/route-table';
 import { grpcServerFailure, grpcShed, grpcStatusOf, isGrpc, parseGrpcTimeout } from './grpc';
 import { H1Call, http1RequestHead } from './h1-call';
+import { H2Error } from './codec/frames';
+import type { H2ServerStream, OutHeaders, StreamOwner } from './codec/server-stream';
 import { type CallOwner, H2Call, type HeaderBlock, type UpstreamCall } from './upstream-call';
 
-const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
 /** Linkerd's headers: the caller's mesh identity for the app; the HTTP version a peer proxy upgraded from. */
 export const CLIENT_ID_HEADER = 'l5d-client-id';
@@ -49,54 +49,7 @@ const enum State {
   Done,
 }
 
-const EXCHANGE = Symbol('bowline.exchange');
-type ExStream = http2.ServerHttp2Stream & { [EXCHANGE]: H2Exchange };
-
-// Listeners shared by every stream (no closure per request); an exception in one (a bug) ends this
-// exchange, never the worker.
-function onReqData(this: ExStream, chunk: Buffer): void {
-  const x = this[EXCHANGE];
-  try {
-    x.onRequestData(chunk);
-  } catch (e) {
-    x.crash(e);
-  }
-}
-function onReqEnd(this: ExStream): void {
-  const x = this[EXCHANGE];
-  try {
-    x.onRequestEnd();
-  } catch (e) {
-    x.crash(e);
-  }
-}
-function onStreamClose(this: ExStream): void {
-  const x = this[EXCHANGE];
-  try {
-    x.onClientClose();
-  } catch (e) {
-    x.crash(e);
-  }
-}
-function onStreamDrain(this: ExStream): void {
-  const x = this[EXCHANGE];
-  try {
-    x.onClientDrain();
-  } catch (e) {
-    x.crash(e);
-  }
-}
-function onWantTrailers(this: ExStream): void {
-  const x = this[EXCHANGE];
-  try {
-    x.onWantTrailers();
-  } catch (e) {
-    x.crash(e);
-  }
-}
-function ignore(): void {}
-
-export class H2Exchange implements CallOwner, QueueWaiter {
+export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
   private state = State.Start;
   private readonly lr: ListenerRuntime;
   private readonly method: string;
@@ -151,24 +104,17 @@ export class H2Exchange implements CallOwner, QueueWaiter {
   constructor(
     private readonly ctx: ProxyContext,
     private readonly conn: H2Connection,
-    private readonly stream: http2.ServerHttp2Stream,
+    private readonly stream: H2ServerStream,
     private readonly headers: HeaderBlock,
-    flags: number,
+    endStream: boolean,
   ) {
     this.lr = conn.lr;
     this.reqStartMs = ctx.clock.now();
     this.method = String(headers[':method'] ?? '');
     this.authority = String(headers[':authority'] ?? headers['host'] ?? '');
     this.grpc = isGrpc(headers['content-type']);
-    this.reqDone = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
-    const s = stream as ExStream;
-    s[EXCHANGE] = this;
-    s.on('data', onReqData);
-    s.on('end', onReqEnd);
-    s.on('close', onStreamClose);
-    s.on('drain', onStreamDrain);
-    s.on('wantTrailers', onWantTrailers);
-    s.on('error', ignore);
+    this.reqDone = endStream;
+    stream.owner = this;
   }
 
   /** Routes, authorizes and admits the request. */
@@ -387,7 +333,7 @@ export class H2Exchange implements CallOwner, QueueWaiter {
     this.waitForTrailers = !endStream && this.callIsH2;
     this.responseEnded = endStream;
     try {
-      this.stream.respond(headers, { endStream, waitForTrailers: this.waitForTrailers });
+      this.stream.respond(headers as OutHeaders, { endStream, waitForTrailers: this.waitForTrailers });
     } catch (err) {
       // The client stream went away meanwhile (closed, reset).
       this.dropCall(Outcome.Cancelled);
@@ -428,7 +374,7 @@ export class H2Exchange implements CallOwner, QueueWaiter {
     this.trailers = null;
     try {
       // Empty trailers become an empty DATA frame with END_STREAM (node:http2 does that).
-      this.stream.sendTrailers(t === null ? {} : stripPseudo(t));
+      this.stream.sendTrailers(t === null ? {} : (stripPseudo(t) as OutHeaders));
     } catch {
       // The stream closed meanwhile.
     }
@@ -469,8 +415,8 @@ export class H2Exchange implements CallOwner, QueueWaiter {
 
   /** The client reset its stream or went away: the upstream attempt is cancelled with it. */
   onClientClose(): void {
-    // A complete answer: the upstream's end (already under way) finishes the exchange.
-    if (this.state === State.Done || (this.responseEnded && this.call !== null)) return;
+    // The whole answer was handed over: the upstream's end finishes the exchange (it may be under way).
+    if (this.state === State.Done || this.responseEnded) return;
     if (this.state === State.Queued) this.cluster?.queue.cancel(this);
     this.clearRetryTimer();
     this.dropCall(Outcome.Cancelled);
@@ -570,7 +516,7 @@ export class H2Exchange implements CallOwner, QueueWaiter {
 
   private resetClient(): void {
     const s = this.stream;
-    if (!s.destroyed && !s.closed) s.close(NGHTTP2_INTERNAL_ERROR);
+    if (!s.destroyed && !s.closed) s.close(H2Error.InternalError);
   }
 
   /** The exchange is over: metrics, the queue slot, the connection's bookkeeping. */
@@ -671,7 +617,7 @@ export class H2Exchange implements CallOwner, QueueWaiter {
     if (this.state === State.Queued) this.cluster?.queue.cancel(this);
     this.dropCall(Outcome.Cancelled);
     const s = this.stream;
-    if (!s.destroyed && !s.closed) s.close(this.responded ? NGHTTP2_INTERNAL_ERROR : NGHTTP2_REFUSED_STREAM);
+    if (!s.destroyed && !s.closed) s.close(this.responded ? H2Error.InternalError : H2Error.RefusedStream);
     this.finish(false, 'shutdown', -1);
   }
 
@@ -693,6 +639,21 @@ export class H2Exchange implements CallOwner, QueueWaiter {
       this.finish(false, 'internal-error', -1);
     }
   }
+}
+
+// Every entry point from outside (the client stream, the upstream call, timers) runs guarded: an
+// exception (a bug) resets this stream and is counted, and never reaches the event loop, where it
+// would take the worker and all its traffic down.
+for (const name of ['onRequestData', 'onRequestEnd', 'onClientClose', 'onClientDrain', 'onWantTrailers', 'onCallHead', 'onCallData', 'onCallEnd', 'onCallError', 'onCallDrain', 'onSlot', 'onFailFast'] as const) {
+  const f = H2Exchange.prototype[name] as (this: H2Exchange, a?: unknown, b?: unknown, c?: unknown) => unknown;
+  (H2Exchange.prototype as unknown as Record<string, unknown>)[name] = function guarded(this: H2Exchange, a?: unknown, b?: unknown, c?: unknown): unknown {
+    try {
+      return f.call(this, a, b, c);
+    } catch (e) {
+      this.crash(e);
+      return true;
+    }
+  };
 }
 
 function retryFired(x: H2Exchange): void {
