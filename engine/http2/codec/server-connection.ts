@@ -599,7 +599,7 @@ export class H2ServerConnection {
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    process.nextTick(flushConnection, this);
+    setImmediate(flushConnection, this);
   }
 
   flush(): void {
