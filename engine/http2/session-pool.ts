@@ -1,43 +1,39 @@
-// Upstream HTTP/2 connections of one endpoint: streams are multiplexed onto pooled sessions, each
-// taking as many streams as its peer's SETTINGS_MAX_CONCURRENT_STREAMS allows; when every session is
-// full a new one is opened (up to a bound, past which the least busy one queues the stream inside
-// nghttp2). Sessions to meshed endpoints run over mutual TLS with ALPN h2. Idle sessions close after
-// the pool's idle timeout; a session that got GOAWAY takes no new streams and closes when done.
+// Upstream HTTP/2 connections of one endpoint, on the proxy's own codec (codec/client-connection):
+// streams are multiplexed onto pooled sessions, each taking as many streams as its peer's
+// SETTINGS_MAX_CONCURRENT_STREAMS allows; when every session is full a new one is opened (up to a
+// bound, past which streams wait for a free slot on the session). No stream is sent before the
+// peer's first SETTINGS. Sessions to meshed endpoints run over mutual TLS with ALPN h2. Idle sessions
+// close after the pool's idle timeout; a session that got GOAWAY takes no new streams and closes
+// when done.
 
-import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import type { ProxyContext, TrackedConnection } from '../context';
 import type { TcpStats } from '../metrics/registry';
 import type { Endpoint } from '../pool/endpoint';
+import { H2ClientConnection } from './codec/client-connection';
 
 /** Streams assumed allowed before the peer's SETTINGS arrive (RFC 9113 recommends at least 100). */
 const ASSUMED_MAX_STREAMS = 100;
-/** Sessions per endpoint before new streams queue on the least busy one. */
+/** Sessions per endpoint before new streams wait for a slot on the least busy one. */
 const MAX_SESSIONS_PER_ENDPOINT = 16;
-
-/** Settings of the sessions this proxy opens: windows large enough not to throttle a fast LAN. */
-export const UPSTREAM_SETTINGS: http2.Settings = {
-  initialWindowSize: 1024 * 1024,
-  maxHeaderListSize: 256 * 1024,
-  enablePush: false,
-};
-/** The connection-level receive window of every session (the default 64 KiB would stall bulk streams). */
-export const CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024;
+/** Our windows on upstream sessions: large enough not to throttle a fast LAN. */
+const STREAM_WINDOW = 1024 * 1024;
+const CONNECTION_WINDOW = 16 * 1024 * 1024;
+const MAX_HEADER_LIST = 256 * 1024;
+const READ_BUFFER_BYTES = 16 * 1024;
 
 export class PooledSession implements TrackedConnection {
-  readonly session: http2.ClientHttp2Session;
-  /** Streams open on it (counted here: nghttp2's own count lags a closing stream). */
+  readonly conn: H2ClientConnection;
+  /** Streams taken on it, started or waiting (counted by the pool). */
   active = 0;
   connected = false;
   /** GOAWAY received, closed or failed: no new streams. */
   retired = false;
   /** The peer's first SETTINGS arrived: its stream limit is known. */
   settled = false;
-  /** Streams waiting for the first SETTINGS (so that none is sent past a limit not yet known). */
+  /** Streams waiting for the first SETTINGS, or for a slot under the peer's limit. */
   private readonly waiting: SessionWaiter[] = [];
   idleSinceMs: number;
-  /** The last stream id the peer said it processed in a GOAWAY; -1: none received. */
-  private lastStreamId = -1;
   private counted = true;
   private readonly socket: net.Socket;
 
@@ -50,71 +46,70 @@ export class PooledSession implements TrackedConnection {
     this.idleSinceMs = nowMs;
     const ep = pool.endpoint;
     const mesh = ep.identity !== null ? ctx.meshTls : null;
-    const socket: net.Socket = mesh !== null ? mesh.connect(ep.host, ep.port, ep.identity!, true, undefined, ['h2']) : net.connect({ host: ep.host, port: ep.port, noDelay: true });
+    // Reads land in a buffer of this session's own; the codec copies out what it keeps.
+    const onread = { buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES), callback: (n: number, buf: Uint8Array): boolean => this.onRead(n, buf as Buffer) };
+    const socket: net.Socket = mesh !== null ? mesh.connect(ep.host, ep.port, ep.identity!, true, onread, ['h2']) : net.connect({ host: ep.host, port: ep.port, noDelay: true, onread });
     this.socket = socket;
     socket.setNoDelay(true);
     ep.open++;
     tcp.opened++;
     tcp.open++;
     ctx.track(this);
-    const authority = `${mesh !== null ? 'https' : 'http'}://${ep.key}`;
-    const s = http2.connect(authority, { createConnection: () => socket, settings: UPSTREAM_SETTINGS, maxSessionMemory: 64, peerMaxConcurrentStreams: ASSUMED_MAX_STREAMS });
-    this.session = s;
-    s.on('connect', () => {
+    socket.once(mesh !== null ? 'secureConnect' : 'connect', () => {
       this.connected = true;
-      try {
-        s.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
-      } catch {
-        // A session that closed at once: its streams see the close.
-      }
     });
-    s.once('remoteSettings', () => {
-      this.settled = true;
-      this.flushWaiting();
+    socket.on('error', () => {});
+    socket.once('close', () => this.onClose());
+    this.conn = new H2ClientConnection(socket, { initialWindow: STREAM_WINDOW, connectionWindow: CONNECTION_WINDOW, maxHeaderListBytes: MAX_HEADER_LIST }, {
+      onSettled: () => {
+        this.settled = true;
+        this.startWaiting();
+      },
+      onGoAway: () => this.retire(),
+      onClose: () => this.retire(),
     });
-    s.on('goaway', (_code: number, lastStreamId: number) => {
-      this.lastStreamId = lastStreamId;
-      this.retire();
-    });
-    s.on('error', () => this.retire());
-    s.on('close', () => this.onClose());
-    s.on('frameError', () => {});
   }
 
-  /** Whether a GOAWAY said that stream `id` (undefined: never sent) was not processed. */
-  goawayBefore(id: number | undefined): boolean {
-    return id === undefined || (this.lastStreamId >= 0 && id > this.lastStreamId);
+  private onRead(n: number, buf: Buffer): boolean {
+    try {
+      this.conn.feed(buf.subarray(0, n));
+    } catch (e) {
+      this.ctx.internalError('h2-client', e);
+      this.socket.destroy();
+    }
+    return true;
+  }
+
+  /** Streams the peer allows at once. */
+  private get limit(): number {
+    return this.settled ? this.conn.peerMaxStreams : ASSUMED_MAX_STREAMS;
   }
 
   /** Streams this session may still take. */
   get room(): number {
-    if (this.retired || this.session.destroyed || this.session.closed) return 0;
-    const max = this.settled ? this.session.remoteSettings.maxConcurrentStreams ?? ASSUMED_MAX_STREAMS : ASSUMED_MAX_STREAMS;
-    return Math.min(max, 2 ** 31 - 1) - this.active;
+    if (this.retired || this.conn.closed) return 0;
+    return this.limit - this.active;
   }
 
-  /** Runs `w` once the peer's limit is known (at once when it is). */
+  /** Runs `w` once the peer's limit is known and a slot under it is free (at once when both hold). */
   whenSettled(w: SessionWaiter): void {
-    if (this.settled) w.onSession(this);
+    if (this.settled && this.conn.activeStreams < this.limit && this.waiting.length === 0) w.onSession(this);
     else this.waiting.push(w);
   }
 
   /**
-   * The first SETTINGS arrived: waiting streams that fit the peer's limit go out on this session,
-   * the others move to another session of the pool (opened if needed).
+   * The first SETTINGS arrived, or a stream ended: waiting streams that fit the peer's limit go out
+   * on this session; after the first SETTINGS, those past the limit move to another session of the
+   * pool (opened if needed) rather than wait here.
    */
-  private flushWaiting(): void {
+  private startWaiting(moveOverflow = true): void {
+    while (this.waiting.length > 0 && !this.retired && this.conn.activeStreams < this.limit) this.waiting.shift()!.onSession(this);
+    if (!moveOverflow || this.waiting.length === 0) return;
     const ws = this.waiting.splice(0);
-    const max = Math.min(this.session.remoteSettings.maxConcurrentStreams ?? ASSUMED_MAX_STREAMS, 2 ** 31 - 1);
-    let started = this.active - ws.length;
     for (const w of ws) {
-      if (started < max && !this.retired) {
-        started++;
-        w.onSession(this);
-      } else {
-        this.active--;
-        this.pool.takeFor(w, this.ctx, this.tcp, this.ctx.clock.now());
-      }
+      this.active--;
+      if (this.retired) w.onSession(this);
+      else this.pool.takeFor(w, this.ctx, this.tcp, this.ctx.clock.now());
     }
   }
 
@@ -127,6 +122,7 @@ export class PooledSession implements TrackedConnection {
 
   streamClosed(nowMs: number): void {
     this.active--;
+    if (this.waiting.length > 0) this.startWaiting(false);
     if (this.active === 0) {
       this.idleSinceMs = nowMs;
       if (this.retired || !this.pool.endpoint.live) this.close();
@@ -136,13 +132,14 @@ export class PooledSession implements TrackedConnection {
   close(): void {
     this.retired = true;
     this.pool.forget(this);
-    if (!this.session.closed) this.session.close();
+    this.conn.close();
   }
 
   private onClose(): void {
     this.retired = true;
     this.pool.forget(this);
-    // Streams still waiting for SETTINGS: the session never came up.
+    this.conn.socketClosed();
+    // Streams still waiting: the session never came up (or went): they fail on it.
     for (const w of this.waiting.splice(0)) w.onSession(this);
     if (this.counted) {
       this.counted = false;
@@ -166,7 +163,7 @@ export class PooledSession implements TrackedConnection {
 
   destroy(): void {
     this.retired = true;
-    this.session.destroy();
+    this.socket.destroy();
   }
 
   openBytes(add: (s: TcpStats, read: number, written: number) => void): void {

@@ -3,11 +3,12 @@
 // owns the attempt writes the request body with boolean back-pressure and gets the response back
 // through CallOwner; cancel() ends the attempt upstream (RST_STREAM CANCEL, or closing the connection).
 
-import * as http2 from 'node:http2';
+import type * as http2 from 'node:http2';
 import { ErrorCode } from '../errors';
 import type { ProxyContext } from '../context';
 import type { TcpStats } from '../metrics/registry';
 import type { Endpoint } from '../pool/endpoint';
+import type { ClientStreamOwner, H2ClientStream, RequestHeaders, ResponseHeaders } from './codec/client-connection';
 import { type PooledSession, SessionPool, type SessionWaiter } from './session-pool';
 
 export type HeaderBlock = http2.IncomingHttpHeaders;
@@ -44,43 +45,18 @@ export interface UpstreamCall {
   cancel(): void;
 }
 
-const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM, HTTP2_HEADER_STATUS } = http2.constants;
-const CALL = Symbol('bowline.call');
-
-type CallStream = http2.ClientHttp2Stream & { [CALL]: H2Call };
-
-// Listeners shared by every stream (no closure per request): the stream finds its call by symbol.
-function onResponse(this: CallStream, headers: HeaderBlock, flags: number): void {
-  this[CALL].onResponse(headers, flags);
-}
-function onData(this: CallStream, chunk: Buffer): void {
-  this[CALL].onData(chunk);
-}
-function onTrailers(this: CallStream, trailers: HeaderBlock): void {
-  this[CALL].trailers = trailers;
-}
-function onEnd(this: CallStream): void {
-  this[CALL].onEnd();
-}
-function onClose(this: CallStream): void {
-  this[CALL].onClose();
-}
-function onDrain(this: CallStream): void {
-  this[CALL].onDrain();
-}
-function ignore(): void {}
-
 /**
- * An HTTP/2 stream on a pooled session of the endpoint. The stream opens once the session knows its
- * peer's stream limit (the first SETTINGS); body written before that waits here, and write() says
- * "full" meanwhile so that the client is held by flow control.
+ * An HTTP/2 stream on a pooled session of the endpoint (the proxy's own client codec). The stream
+ * opens once the session knows its peer's stream limit (the first SETTINGS) and has a slot under it;
+ * body written before that waits here, and write() says "full" meanwhile so that the client is held
+ * by flow control.
  */
-export class H2Call implements UpstreamCall, SessionWaiter {
-  private stream: CallStream | null = null;
+export class H2Call implements UpstreamCall, SessionWaiter, ClientStreamOwner {
+  private stream: H2ClientStream | null = null;
   private pooled: PooledSession | null = null;
   responseStarted = false;
-  trailers: HeaderBlock | null = null;
-  private ended = false;
+  private trailers: HeaderBlock | null = null;
+  private done = false;
   private cancelled = false;
   private paused = false;
   private pending: [Buffer, (() => void) | undefined][] | null = null;
@@ -102,34 +78,19 @@ export class H2Call implements UpstreamCall, SessionWaiter {
   /** The session is ready for this stream (or closed before it ever was). */
   onSession(pooled: PooledSession): void {
     this.pooled = pooled;
-    if (this.cancelled) {
+    if (this.cancelled || pooled.conn.closed || pooled.conn.goingAway) {
       pooled.streamClosed(this.ctx.clock.now());
       this.flushPending();
+      // Never sent: safe to send again elsewhere.
+      if (!this.cancelled) this.fail(pooled.connected ? ErrorCode.UpstreamReset : ErrorCode.UpstreamConnectFailed, true);
       return;
     }
-    let s: CallStream;
-    try {
-      s = pooled.session.request(this.headers, { endStream: this.endStream }) as CallStream;
-    } catch {
-      // The session went away (closed before it came up, out of stream ids): nothing was sent.
-      pooled.streamClosed(this.ctx.clock.now());
-      this.flushPending();
-      this.fail(pooled.connected ? ErrorCode.UpstreamReset : ErrorCode.UpstreamConnectFailed, true);
-      return;
-    }
-    s[CALL] = this;
-    s.on('response', onResponse);
-    s.on('data', onData);
-    s.on('trailers', onTrailers);
-    s.on('end', onEnd);
-    s.on('close', onClose);
-    s.on('drain', onDrain);
-    s.on('error', ignore);
+    const s = pooled.conn.request(this.headers as RequestHeaders, this.endStream, this);
     this.stream = s;
     if (this.paused) s.pause();
     const pending = this.pending;
     this.pending = null;
-    if (pending !== null) for (const [c, cb] of pending) this.write(c, cb);
+    if (pending !== null) for (const [c, cb] of pending) s.write(c, cb);
     if (this.pendingEnd) s.end();
     if (pending !== null) this.owner?.onCallDrain();
   }
@@ -147,20 +108,20 @@ export class H2Call implements UpstreamCall, SessionWaiter {
 
   write(chunk: Buffer, flushed?: () => void): boolean {
     const s = this.stream;
-    if (s === null && this.pooled === null && !this.cancelled) {
-      (this.pending ??= []).push([chunk, flushed]);
-      return false;
-    }
-    if (s === null || s.destroyed) {
+    if (s === null) {
+      if (this.pooled === null && !this.cancelled && !this.done) {
+        (this.pending ??= []).push([chunk, flushed]);
+        return false;
+      }
       flushed?.();
       return true;
     }
-    return flushed === undefined ? s.write(chunk) : s.write(chunk, flushed);
+    return s.write(chunk, flushed);
   }
 
   end(): void {
     if (this.stream === null) this.pendingEnd = true;
-    else if (!this.stream.writableEnded) this.stream.end();
+    else this.stream.end();
   }
 
   pause(): void {
@@ -174,48 +135,65 @@ export class H2Call implements UpstreamCall, SessionWaiter {
   }
 
   cancel(): void {
+    if (this.cancelled) return;
     this.cancelled = true;
     this.owner = null;
     const s = this.stream;
-    if (s !== null && !s.closed) s.close(NGHTTP2_CANCEL);
-    if (s === null) this.flushPending();
+    if (s !== null) {
+      s.cancel();
+      this.release();
+    } else this.flushPending();
   }
 
-  onResponse(headers: HeaderBlock, flags: number): void {
+  // ClientStreamOwner: the stream's side.
+
+  onResponse(status: number, headers: ResponseHeaders, endStream: boolean): void {
     this.responseStarted = true;
     const o = this.owner;
-    if (o !== null) o.onCallHead(Number(headers[HTTP2_HEADER_STATUS]), headers, (flags & NGHTTP2_FLAG_END_STREAM) !== 0);
+    if (o !== null) o.onCallHead(status, headers as HeaderBlock, endStream);
   }
 
-  onData(chunk: Buffer): void {
+  onData(chunk: Buffer): boolean {
     const o = this.owner;
-    if (o !== null && !o.onCallData(chunk)) this.stream!.pause();
+    return o === null || o.onCallData(chunk);
+  }
+
+  onTrailers(trailers: ResponseHeaders): void {
+    this.trailers = trailers as HeaderBlock;
   }
 
   onEnd(): void {
-    if (this.ended) return;
-    this.ended = true;
+    if (this.done) return;
+    this.done = true;
+    this.release();
     const o = this.owner;
     this.owner = null;
     if (o !== null) o.onCallEnd(this.trailers);
+  }
+
+  onReset(_code: number, refused: boolean): void {
+    if (this.done) return;
+    this.release();
+    const pooled = this.pooled!;
+    // Closed before its end: refused (not processed), reset, or the connection never came up.
+    this.fail(!pooled.connected ? ErrorCode.UpstreamConnectFailed : ErrorCode.UpstreamReset, refused || !pooled.connected);
   }
 
   onDrain(): void {
     this.owner?.onCallDrain();
   }
 
-  onClose(): void {
-    const s = this.stream!;
-    const pooled = this.pooled!;
-    pooled.streamClosed(this.ctx.clock.now());
-    if (this.ended || this.cancelled) return;
-    // Closed before its end: refused (not processed), or reset, or the connection never came up.
-    const refused = s.rstCode === NGHTTP2_REFUSED_STREAM || (!this.responseStarted && pooled.goawayBefore(s.id));
-    this.fail(!pooled.connected ? ErrorCode.UpstreamConnectFailed : ErrorCode.UpstreamReset, refused || !pooled.connected);
+  private released = false;
+
+  /** The stream's slot on the session is free again. */
+  private release(): void {
+    if (this.released || this.pooled === null) return;
+    this.released = true;
+    this.pooled.streamClosed(this.ctx.clock.now());
   }
 
   private fail(code: ErrorCode, refused: boolean): void {
-    this.ended = true;
+    this.done = true;
     const o = this.owner;
     this.owner = null;
     if (o !== null) o.onCallError(code, this.responseStarted, refused);

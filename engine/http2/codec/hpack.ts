@@ -372,6 +372,19 @@ export class HpackEncoder {
     this.w += (this.buf as Latin1Buffer).latin1Write(value, this.w);
   }
 
+  /** Every field of `headers` but pseudo-headers and names in `skip` (names lower-cased; arrays as repeated fields). */
+  fields(headers: Record<string, string | string[] | number | undefined>, skip: ReadonlySet<string>): void {
+    for (const name of Object.keys(headers)) {
+      if (name.charCodeAt(0) === 58) continue;
+      const v = headers[name];
+      if (v === undefined) continue;
+      const lower = name.toLowerCase();
+      if (skip.has(lower)) continue;
+      if (Array.isArray(v)) for (const x of v) this.field(lower, x);
+      else this.field(lower, String(v));
+    }
+  }
+
   /** The block written since begin() (valid until the next begin()). */
   end(): Buffer {
     return this.buf.subarray(0, this.w);

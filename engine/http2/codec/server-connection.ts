@@ -8,7 +8,9 @@
 // ENHANCE_YOUR_CALM), and every protocol violation is a GOAWAY or RST_STREAM with its code.
 
 import type * as net from 'node:net';
-import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, Flag, FrameType, H2Error, MAX_WINDOW, PREFACE, Setting, writeFrameHeader } from './frames';
+import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, Flag, FrameType, H2Error, MAX_WINDOW, PREFACE, Setting } from './frames';
+import { type FlowConnection, type FlowStream, sendPending } from './flow';
+import { FrameWriter } from './frame-writer';
 import { HpackDecoder, HpackEncoder, HpackError } from './hpack';
 import { H2ServerStream, type OutHeaders } from './server-stream';
 
@@ -46,9 +48,8 @@ const CONTROL_FRAMES_PER_SECOND = 1000;
 const MAX_UNREAD_BYTES = 4 * 1024 * 1024;
 /** A header block (HEADERS + CONTINUATION) bigger than this many times the list limit is refused. */
 const BLOCK_FACTOR = 2;
-const STAGING_BYTES = 4096;
 
-export class H2ServerConnection {
+export class H2ServerConnection implements FlowConnection {
   private readonly streams = new Map<number, H2ServerStream>();
   private readonly decoder: HpackDecoder;
   private readonly encoder = new HpackEncoder();
@@ -67,20 +68,13 @@ export class H2ServerConnection {
   private blockIsTrailers = false;
   // peer settings
   private peerInitialWindow = DEFAULT_WINDOW;
-  private peerMaxFrame = DEFAULT_MAX_FRAME;
-  private connSendWindow = DEFAULT_WINDOW;
+  peerMaxFrame = DEFAULT_MAX_FRAME;
+  connSendWindow = DEFAULT_WINDOW;
   private connRecvWindow: number;
   private connRecvUnacked = 0;
-  // output
-  private staging = Buffer.allocUnsafe(STAGING_BYTES);
-  private stagingStart = 0;
-  private w = 0;
-  private readonly out: Buffer[] = [];
-  private flushScheduled = false;
-  /** Socket's write returned false: streams are told to wait for 'drain'. */
-  blocked = false;
+  readonly out: FrameWriter;
   /** Streams with answer DATA waiting for the connection window. */
-  private readonly windowWaiters = new Set<H2ServerStream>();
+  readonly windowWaiters = new Set<FlowStream>();
   // abuse accounting
   private resetTokens = RESET_BURST;
   private resetRefillMs = 0;
@@ -95,6 +89,7 @@ export class H2ServerConnection {
     private readonly now: () => number,
   ) {
     this.decoder = new HpackDecoder(4096);
+    this.out = new FrameWriter(socket, () => this.onDrain());
     this.connRecvWindow = settings.connectionWindow;
     // Our SETTINGS first, then the connection window raised to what we want.
     const s: [number, number][] = [
@@ -103,17 +98,12 @@ export class H2ServerConnection {
       [Setting.MaxHeaderListSize, settings.maxHeaderListBytes],
       [Setting.EnablePush, 0],
     ];
-    const b = this.reserve(9 + s.length * 6);
-    writeFrameHeader(this.staging, b, s.length * 6, FrameType.Settings, 0, 0);
-    let p = b + 9;
-    for (const [id, v] of s) {
-      this.staging.writeUInt16BE(id, p);
-      this.staging.writeUInt32BE(v, p + 2);
-      p += 6;
-    }
-    if (settings.connectionWindow > DEFAULT_WINDOW) this.windowUpdate(0, settings.connectionWindow - DEFAULT_WINDOW);
-    this.scheduleFlush();
-    socket.on('drain', () => this.onDrain());
+    this.out.settings(s);
+    if (settings.connectionWindow > DEFAULT_WINDOW) this.out.frame32(FrameType.WindowUpdate, 0, settings.connectionWindow - DEFAULT_WINDOW);
+  }
+
+  get blocked(): boolean {
+    return this.out.blocked;
   }
 
   // ------------------------------------------------------------------ input
@@ -150,7 +140,6 @@ export class H2ServerConnection {
       p += 9 + len;
     }
     if (p < n && !this.closedAll) this.rest = Buffer.from(buf.subarray(p));
-    this.scheduleFlush();
   }
 
   private frame(type: number, flags: number, id: number, buf: Buffer, s: number, e: number): void {
@@ -180,7 +169,7 @@ export class H2ServerConnection {
         if (e - s !== 8) return this.goAway(H2Error.FrameSizeError);
         if ((flags & Flag.Ack) !== 0) return;
         if (!this.countControl()) return;
-        return this.controlFrame(FrameType.Ping, Flag.Ack, 0, buf, s, e);
+        return this.out.frame(FrameType.Ping, Flag.Ack, 0, buf, s, e);
       case FrameType.GoAway:
         if (id !== 0) return this.goAway(H2Error.ProtocolError);
         // The client leaves: streams under way finish, no new ones come.
@@ -409,8 +398,7 @@ export class H2ServerConnection {
           break;
       }
     }
-    const b = this.reserve(9);
-    writeFrameHeader(this.staging, b, 0, FrameType.Settings, Flag.Ack, 0);
+    this.out.frame(FrameType.Settings, Flag.Ack, 0, null);
   }
 
   private onWindowUpdate(id: number, buf: Buffer, s: number, e: number): void {
@@ -422,7 +410,7 @@ export class H2ServerConnection {
       if (this.connSendWindow > MAX_WINDOW) return this.goAway(H2Error.FlowControlError);
       const waiting = [...this.windowWaiters];
       this.windowWaiters.clear();
-      for (const st of waiting) this.pump(st);
+      for (const st of waiting) this.pump(st as H2ServerStream);
       return;
     }
     const st = this.streams.get(id);
@@ -440,7 +428,7 @@ export class H2ServerConnection {
       this.controlWindowMs = now;
       this.controlFrames = 0;
     }
-    if (++this.controlFrames > CONTROL_FRAMES_PER_SECOND || this.socket.writableLength > MAX_UNREAD_BYTES) {
+    if (++this.controlFrames > CONTROL_FRAMES_PER_SECOND || this.out.pendingBytes > MAX_UNREAD_BYTES) {
       this.goAway(H2Error.EnhanceYourCalm);
       return false;
     }
@@ -450,28 +438,26 @@ export class H2ServerConnection {
   // ------------------------------------------------------------------ flow control (receiving)
 
   /** `n` bytes of a stream were taken by its exchange: the connection window gets them back. */
-  consumed(_st: H2ServerStream, n: number): void {
+  consumed(n: number): void {
     this.creditConnection(n);
   }
 
   private creditConnection(n: number): void {
     this.connRecvUnacked += n;
     if (this.connRecvUnacked >= this.settings.connectionWindow / 2) {
-      this.windowUpdate(0, this.connRecvUnacked);
+      this.out.frame32(FrameType.WindowUpdate, 0, this.connRecvUnacked);
       this.connRecvWindow += this.connRecvUnacked;
       this.connRecvUnacked = 0;
-      this.scheduleFlush();
     }
   }
 
   /** Gives a stream's window back for what its exchange took (not while it is paused). */
-  creditStream(st: H2ServerStream): void {
+  creditStream(st: FlowStream): void {
     if (st.paused || st.remoteEnded || st.closed) return;
     if (st.recvUnacked >= this.settings.initialWindow / 2 || (st.recvUnacked > 0 && st.recvWindow < this.settings.initialWindow / 2)) {
-      this.windowUpdate(st.id, st.recvUnacked);
+      this.out.frame32(FrameType.WindowUpdate, st.id, st.recvUnacked);
       st.recvWindow += st.recvUnacked;
       st.recvUnacked = 0;
-      this.scheduleFlush();
     }
   }
 
@@ -482,155 +468,34 @@ export class H2ServerConnection {
     const enc = this.encoder;
     enc.begin();
     if (withStatus) enc.status(Number(headers[':status'] ?? 200));
-    for (const name of Object.keys(headers)) {
-      if (name.charCodeAt(0) === 58) continue;
-      const v = headers[name];
-      if (v === undefined) continue;
-      const lower = name.toLowerCase();
-      if (CONNECTION_SPECIFIC.has(lower)) continue;
-      if (Array.isArray(v)) for (const x of v) enc.field(lower, x);
-      else enc.field(lower, String(v));
-    }
-    const block = enc.end();
-    const max = this.peerMaxFrame;
-    let off = 0;
-    let first = true;
-    do {
-      const n = Math.min(max, block.length - off);
-      const last = off + n >= block.length;
-      const flags = (first && endStream ? Flag.EndStream : 0) | (last ? Flag.EndHeaders : 0);
-      const b = this.reserve(9 + n);
-      writeFrameHeader(this.staging, b, n, first ? FrameType.Headers : FrameType.Continuation, flags, st.id);
-      block.copy(this.staging, b + 9, off, off + n);
-      off += n;
-      first = false;
-    } while (off < block.length);
-    this.scheduleFlush();
+    enc.fields(headers, CONNECTION_SPECIFIC);
+    this.out.headers(st.id, enc.end(), endStream, this.peerMaxFrame);
   }
 
   /** An empty DATA frame with END_STREAM. */
   sendEndData(st: H2ServerStream): void {
-    const b = this.reserve(9);
-    writeFrameHeader(this.staging, b, 0, FrameType.Data, Flag.EndStream, st.id);
-    this.scheduleFlush();
+    this.out.frame(FrameType.Data, Flag.EndStream, st.id, null);
   }
 
   /** Sends what the windows allow of a stream's pending answer data; END_STREAM once all went. */
   pump(st: H2ServerStream): void {
-    if (st.closed) return;
-    while (st.pendingBytes > 0) {
-      const room = Math.min(st.sendWindow, this.connSendWindow, this.peerMaxFrame);
-      if (room <= 0) {
-        if (this.connSendWindow <= 0) this.windowWaiters.add(st);
-        return;
-      }
-      const chunk = st.pending[0]!;
-      const avail = chunk.length - st.pendingOffset;
-      const n = Math.min(room, avail);
-      const piece = st.pendingOffset === 0 && n === chunk.length ? chunk : chunk.subarray(st.pendingOffset, st.pendingOffset + n);
-      st.pendingBytes -= n;
-      st.sendWindow -= n;
-      this.connSendWindow -= n;
-      if (n === avail) {
-        st.pending.shift();
-        st.pendingOffset = 0;
-      } else st.pendingOffset += n;
-      // The last piece of an ended answer carries END_STREAM itself, unless trailers follow.
-      this.dataFrame(st.id, piece, 0);
-    }
-    this.scheduleFlush();
-    if (st.endQueued && !st.localEnded) {
-      st.endQueued = false;
-      st.finishLocal();
-    }
-    if (st.needsDrain && !this.blocked) {
+    sendPending(this, st);
+    this.afterSend(st);
+  }
+
+  /** Tells a stream's owner it may write again, once nothing of it waits. */
+  afterSend(st: H2ServerStream): void {
+    if (st.needsDrain && st.pendingBytes === 0 && !this.out.blocked) {
       st.needsDrain = false;
       st.owner?.onClientDrain();
     }
   }
 
-  private dataFrame(id: number, payload: Buffer, flags: number): void {
-    const n = payload.length;
-    if (n <= 1024) {
-      const b = this.reserve(9 + n);
-      writeFrameHeader(this.staging, b, n, FrameType.Data, flags, id);
-      payload.copy(this.staging, b + 9);
-      return;
-    }
-    const b = this.reserve(9);
-    writeFrameHeader(this.staging, b, n, FrameType.Data, flags, id);
-    // Large payloads go by reference: the staged bytes so far, then the payload, in order.
-    this.out.push(this.staging.subarray(this.stagingStart, this.w));
-    this.stagingStart = this.w;
-    this.out.push(payload);
-  }
-
-  private controlFrame(type: FrameType, flags: number, id: number, buf: Buffer, s: number, e: number): void {
-    const b = this.reserve(9 + (e - s));
-    writeFrameHeader(this.staging, b, e - s, type, flags, id);
-    buf.copy(this.staging, b + 9, s, e);
-  }
-
-  private windowUpdate(id: number, inc: number): void {
-    const b = this.reserve(13);
-    writeFrameHeader(this.staging, b, 4, FrameType.WindowUpdate, 0, id);
-    this.staging.writeUInt32BE(inc, b + 9);
-  }
-
   private rstFrame(id: number, code: number): void {
-    const b = this.reserve(13);
-    writeFrameHeader(this.staging, b, 4, FrameType.RstStream, 0, id);
-    this.staging.writeUInt32BE(code, b + 9);
-    this.scheduleFlush();
-  }
-
-  /** Room for `n` bytes in the staging buffer; returns where they go. */
-  private reserve(n: number): number {
-    if (this.w + n > this.staging.length) {
-      if (this.w > this.stagingStart) this.out.push(this.staging.subarray(this.stagingStart, this.w));
-      this.staging = Buffer.allocUnsafe(Math.max(STAGING_BYTES, n));
-      this.stagingStart = this.w = 0;
-    }
-    const at = this.w;
-    this.w += n;
-    return at;
-  }
-
-  private scheduleFlush(): void {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(flushConnection, this);
-  }
-
-  flush(): void {
-    this.flushScheduled = false;
-    if (this.w > this.stagingStart) {
-      this.out.push(this.staging.subarray(this.stagingStart, this.w));
-      // The staged bytes now belong to the socket until written: a fresh buffer for what follows.
-      this.staging = Buffer.allocUnsafe(STAGING_BYTES);
-      this.stagingStart = this.w = 0;
-    }
-    const out = this.out;
-    if (out.length === 0) return;
-    const s = this.socket;
-    if (s.destroyed) {
-      out.length = 0;
-      return;
-    }
-    let ok: boolean;
-    if (out.length === 1) ok = s.write(out[0]!);
-    else {
-      s.cork();
-      for (const b of out) s.write(b);
-      s.uncork();
-      ok = s.writableLength < s.writableHighWaterMark;
-    }
-    out.length = 0;
-    if (!ok) this.blocked = true;
+    this.out.frame32(FrameType.RstStream, id, code);
   }
 
   private onDrain(): void {
-    this.blocked = false;
     for (const st of this.streams.values()) {
       if (st.needsDrain && st.pendingBytes === 0) {
         st.needsDrain = false;
@@ -673,11 +538,8 @@ export class H2ServerConnection {
   /** A connection error: GOAWAY with `code`, then the connection ends. */
   goAway(code: H2Error): void {
     if (this.closedAll) return;
-    const b = this.reserve(17);
-    writeFrameHeader(this.staging, b, 8, FrameType.GoAway, 0, 0);
-    this.staging.writeUInt32BE(this.lastStreamId, b + 9);
-    this.staging.writeUInt32BE(code, b + 13);
-    this.flush();
+    this.out.frame64(FrameType.GoAway, 0, this.lastStreamId, code);
+    this.out.flush();
     this.closeAll();
     this.socket.end();
     // A peer that does not read would hold the socket: it goes after a grace.
@@ -688,16 +550,12 @@ export class H2ServerConnection {
   drain(): void {
     if (this.goingAway || this.closedAll) return;
     this.goingAway = true;
-    const b = this.reserve(17);
-    writeFrameHeader(this.staging, b, 8, FrameType.GoAway, 0, 0);
-    this.staging.writeUInt32BE(this.lastStreamId, b + 9);
-    this.staging.writeUInt32BE(H2Error.NoError, b + 13);
-    this.scheduleFlush();
+    this.out.frame64(FrameType.GoAway, 0, this.lastStreamId, H2Error.NoError);
     if (this.openStreams === 0) this.shutdown();
   }
 
   private shutdown(): void {
-    this.flush();
+    this.out.flush();
     this.closeAll();
     this.socket.end();
   }
@@ -709,10 +567,6 @@ export class H2ServerConnection {
     for (const st of [...this.streams.values()]) this.closeStream(st, H2Error.Cancel);
     this.handler.onClose();
   }
-}
-
-function flushConnection(c: H2ServerConnection): void {
-  c.flush();
 }
 
 /** RFC 9113 8.2.1: lower-case token names (or a pseudo-header), no NUL, CR or LF in values and no

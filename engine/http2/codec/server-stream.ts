@@ -2,6 +2,7 @@
 // body arrives through StreamOwner callbacks (held while paused, with the stream's window), and the
 // answer goes out as HEADERS, DATA within the peer's flow-control windows, and trailers.
 
+import { FlowStream } from './flow';
 import { H2Error } from './frames';
 import type { H2ServerConnection } from './server-connection';
 
@@ -24,45 +25,23 @@ export interface RespondOptions {
   waitForTrailers?: boolean;
 }
 
-export class H2ServerStream {
+export class H2ServerStream extends FlowStream {
   owner: StreamOwner | null = null;
-  /** Peer's window for our DATA on this stream. */
-  sendWindow: number;
-  /** Request DATA delivered to the owner since the last WINDOW_UPDATE we sent for this stream. */
-  recvUnacked = 0;
-  /** Request DATA the peer may still send before a WINDOW_UPDATE (our window for this stream). */
-  recvWindow: number;
   /** Request body bytes so far, checked against content-length. */
   received = 0;
   contentLength = -1;
-  remoteEnded = false;
-  localEnded = false;
   headersSent = false;
   writableEnded = false;
-  closed = false;
   rstCode = 0;
-  paused = false;
-  /** Answer DATA waiting for window: chunks and the offset into the first. */
-  pending: Buffer[] = [];
-  pendingOffset = 0;
-  pendingBytes = 0;
-  /** end() was called: END_STREAM (or the trailers) follows the pending data. */
-  endQueued = false;
   private waitForTrailers = false;
-  /** Request data that arrived while paused. */
-  private held: Buffer[] | null = null;
-  private heldEnd = false;
-  /** write() returned false: tell the owner when there is room again. */
-  needsDrain = false;
 
   constructor(
-    readonly id: number,
+    id: number,
     private readonly conn: H2ServerConnection,
     sendWindow: number,
     recvWindow: number,
   ) {
-    this.sendWindow = sendWindow;
-    this.recvWindow = recvWindow;
+    super(id, conn, sendWindow, recvWindow);
   }
 
   get destroyed(): boolean {
@@ -84,26 +63,19 @@ export class H2ServerStream {
 
   write(chunk: Buffer | string): boolean {
     if (this.closed || this.writableEnded) return true;
-    const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    if (b.length > 0) {
-      this.pending.push(b);
-      this.pendingBytes += b.length;
-      this.conn.pump(this);
-    }
-    const ok = this.pendingBytes === 0 && !this.conn.blocked;
-    if (!ok) this.needsDrain = true;
+    const ok = this.enqueue(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+    this.conn.afterSend(this);
     return ok;
   }
 
   end(chunk?: Buffer | string): void {
     if (this.closed || this.writableEnded) return;
-    if (chunk !== undefined && chunk.length > 0) this.write(chunk);
+    if (chunk !== undefined && chunk.length > 0) this.enqueue(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
     this.writableEnded = true;
     this.endQueued = true;
     this.conn.pump(this);
   }
 
-  /** Called by the connection once all pending data went out after end(). */
   finishLocal(): void {
     if (this.waitForTrailers) {
       this.waitForTrailers = false;
@@ -132,42 +104,12 @@ export class H2ServerStream {
     this.conn.reset(this, code);
   }
 
-  pause(): void {
-    this.paused = true;
-  }
-
-  resume(): void {
-    if (!this.paused) return;
-    this.paused = false;
-    const held = this.held;
-    this.held = null;
-    // The owner may pause again while taking these: the rest is held again, in order.
-    if (held !== null) for (const c of held) this.deliver(c);
-    if (this.paused) return;
-    if (this.heldEnd) {
-      this.heldEnd = false;
-      this.owner?.onRequestEnd();
-    }
-    this.conn.creditStream(this);
-  }
-
-  /** Request DATA from the connection (already copied out of the read buffer). */
-  deliver(chunk: Buffer): void {
-    if (this.paused) {
-      (this.held ??= []).push(chunk);
-      return;
-    }
-    this.recvUnacked += chunk.length;
-    this.conn.consumed(this, chunk.length);
+  protected take(chunk: Buffer): boolean {
     this.owner?.onRequestData(chunk);
-    this.conn.creditStream(this);
+    return true;
   }
 
-  deliverEnd(): void {
-    if (this.paused || this.held !== null) {
-      this.heldEnd = true;
-      return;
-    }
+  protected takeEnd(): void {
     this.owner?.onRequestEnd();
   }
 
@@ -175,8 +117,6 @@ export class H2ServerStream {
   markClosed(code: number): void {
     this.closed = true;
     this.rstCode = code;
-    this.pending.length = 0;
-    this.pendingBytes = 0;
-    this.held = null;
+    this.dropPending();
   }
 }
