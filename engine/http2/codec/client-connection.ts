@@ -6,7 +6,7 @@
 
 import type * as net from 'node:net';
 import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, Flag, FrameType, H2Error, MAX_WINDOW, PREFACE, Setting } from './frames';
-import { type FlowConnection, FlowStream, sendPending } from './flow';
+import { ConnectionRecvWindow, creditStreamWindow, type FlowConnection, FlowStream, sendPending } from './flow';
 import { FrameWriter } from './frame-writer';
 import { HpackDecoder, HpackEncoder, HpackError } from './hpack';
 
@@ -110,8 +110,7 @@ export class H2ClientConnection implements FlowConnection {
   private peerInitialWindow = DEFAULT_WINDOW;
   peerMaxFrame = DEFAULT_MAX_FRAME;
   connSendWindow = DEFAULT_WINDOW;
-  private connRecvWindow: number;
-  private connRecvUnacked = 0;
+  private readonly recv: ConnectionRecvWindow;
   readonly windowWaiters = new Set<FlowStream>();
   private blockStream = 0;
   private blockParts: Buffer[] = [];
@@ -124,8 +123,8 @@ export class H2ClientConnection implements FlowConnection {
     private readonly settings: ClientSettings,
     private readonly events: { onSettled(): void; onGoAway(): void; onClose(): void },
   ) {
-    this.connRecvWindow = settings.connectionWindow;
     this.out = new FrameWriter(socket, () => this.onDrain());
+    this.recv = new ConnectionRecvWindow(settings.connectionWindow, this.out);
     const b = this.out.reserve(PREFACE.length);
     PREFACE.copy(this.out.staging, b);
     this.out.settings([
@@ -316,8 +315,8 @@ export class H2ClientConnection implements FlowConnection {
 
   private onData(flags: number, id: number, buf: Buffer, s: number, e: number): void {
     const len = e - s;
-    this.connRecvWindow -= len;
-    if (this.connRecvWindow < 0) return this.fail(H2Error.FlowControlError);
+    this.recv.window -= len;
+    if (this.recv.window < 0) return this.fail(H2Error.FlowControlError);
     if ((flags & Flag.Padded) !== 0) {
       const pad = buf[s]!;
       s++;
@@ -434,22 +433,13 @@ export class H2ClientConnection implements FlowConnection {
 
   // ------------------------------------------------------------------ flow control (receiving)
 
+  /** `n` bytes of a stream were taken by its owner (or dropped): the connection window gets them back. */
   consumed(n: number): void {
-    this.connRecvUnacked += n;
-    if (this.connRecvUnacked >= this.settings.connectionWindow / 2) {
-      this.out.frame32(FrameType.WindowUpdate, 0, this.connRecvUnacked);
-      this.connRecvWindow += this.connRecvUnacked;
-      this.connRecvUnacked = 0;
-    }
+    this.recv.consume(n);
   }
 
   creditStream(st: FlowStream): void {
-    if (st.paused || st.remoteEnded || st.closed) return;
-    if (st.recvUnacked >= this.settings.initialWindow / 2) {
-      this.out.frame32(FrameType.WindowUpdate, st.id, st.recvUnacked);
-      st.recvWindow += st.recvUnacked;
-      st.recvUnacked = 0;
-    }
+    creditStreamWindow(this.out, st, this.settings.initialWindow);
   }
 
   private onDrain(): void {

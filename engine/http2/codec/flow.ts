@@ -159,3 +159,40 @@ export function sendPending(c: FlowConnection, st: FlowStream, endInData = false
     st.finishLocal();
   }
 }
+
+/** Our receive window for the whole connection: credited back with one WINDOW_UPDATE per half window. */
+export class ConnectionRecvWindow {
+  /** What the peer may still send. */
+  window: number;
+  private unacked = 0;
+
+  constructor(
+    private readonly size: number,
+    private readonly out: FrameWriter,
+  ) {
+    this.window = size;
+  }
+
+  /** `n` bytes were taken (or dropped): credited once half the window is owed. */
+  consume(n: number): void {
+    this.unacked += n;
+    if (this.unacked >= this.size / 2) {
+      this.out.frame32(FrameType.WindowUpdate, 0, this.unacked);
+      this.window += this.unacked;
+      this.unacked = 0;
+    }
+  }
+}
+
+/**
+ * Gives a stream's window back for what its owner took (not while it is paused): once half the
+ * window is owed, or once what is left is under half.
+ */
+export function creditStreamWindow(out: FrameWriter, st: FlowStream, initialWindow: number): void {
+  if (st.paused || st.remoteEnded || st.closed || st.recvUnacked === 0) return;
+  if (st.recvUnacked >= initialWindow / 2 || st.recvWindow < initialWindow / 2) {
+    out.frame32(FrameType.WindowUpdate, st.id, st.recvUnacked);
+    st.recvWindow += st.recvUnacked;
+    st.recvUnacked = 0;
+  }
+}

@@ -9,7 +9,7 @@
 
 import type * as net from 'node:net';
 import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, Flag, FrameType, H2Error, MAX_WINDOW, PREFACE, Setting } from './frames';
-import { type FlowConnection, type FlowStream, sendPending } from './flow';
+import { ConnectionRecvWindow, creditStreamWindow, type FlowConnection, type FlowStream, sendPending } from './flow';
 import { FrameWriter } from './frame-writer';
 import { HpackDecoder, HpackEncoder, HpackError } from './hpack';
 import { H2ServerStream, type OutHeaders } from './server-stream';
@@ -70,8 +70,7 @@ export class H2ServerConnection implements FlowConnection {
   private peerInitialWindow = DEFAULT_WINDOW;
   peerMaxFrame = DEFAULT_MAX_FRAME;
   connSendWindow = DEFAULT_WINDOW;
-  private connRecvWindow: number;
-  private connRecvUnacked = 0;
+  private readonly recv: ConnectionRecvWindow;
   readonly out: FrameWriter;
   /** Streams with answer DATA waiting for the connection window. */
   readonly windowWaiters = new Set<FlowStream>();
@@ -90,7 +89,7 @@ export class H2ServerConnection implements FlowConnection {
   ) {
     this.decoder = new HpackDecoder(4096);
     this.out = new FrameWriter(socket, () => this.onDrain());
-    this.connRecvWindow = settings.connectionWindow;
+    this.recv = new ConnectionRecvWindow(settings.connectionWindow, this.out);
     // Our SETTINGS first, then the connection window raised to what we want.
     const s: [number, number][] = [
       [Setting.MaxConcurrentStreams, settings.maxConcurrentStreams],
@@ -190,8 +189,8 @@ export class H2ServerConnection implements FlowConnection {
     if (id === 0) return this.goAway(H2Error.ProtocolError);
     const len = e - s;
     // Flow control counts the whole payload, padding included.
-    this.connRecvWindow -= len;
-    if (this.connRecvWindow < 0) return this.goAway(H2Error.FlowControlError);
+    this.recv.window -= len;
+    if (this.recv.window < 0) return this.goAway(H2Error.FlowControlError);
     if ((flags & Flag.Padded) !== 0) {
       if (len < 1) return this.goAway(H2Error.ProtocolError);
       const pad = buf[s]!;
@@ -202,7 +201,7 @@ export class H2ServerConnection implements FlowConnection {
     const st = this.streams.get(id);
     if (st === undefined || st.remoteEnded) {
       // A stream we reset or finished: its data still counts for the connection window.
-      this.creditConnection(len);
+      this.consumed(len);
       if (id > this.lastStreamId) return this.goAway(H2Error.ProtocolError);
       return;
     }
@@ -210,7 +209,7 @@ export class H2ServerConnection implements FlowConnection {
     if (st.recvWindow < 0) return this.streamError(id, H2Error.FlowControlError);
     // Padding is consumed at once.
     const payload = e - s;
-    if (len > payload) this.creditConnection(len - payload);
+    if (len > payload) this.consumed(len - payload);
     st.received += payload;
     if (st.contentLength >= 0 && st.received > st.contentLength) return this.streamError(id, H2Error.ProtocolError);
     const end = (flags & Flag.EndStream) !== 0;
@@ -437,28 +436,13 @@ export class H2ServerConnection implements FlowConnection {
 
   // ------------------------------------------------------------------ flow control (receiving)
 
-  /** `n` bytes of a stream were taken by its exchange: the connection window gets them back. */
+  /** `n` bytes of a stream were taken by its owner (or dropped): the connection window gets them back. */
   consumed(n: number): void {
-    this.creditConnection(n);
+    this.recv.consume(n);
   }
 
-  private creditConnection(n: number): void {
-    this.connRecvUnacked += n;
-    if (this.connRecvUnacked >= this.settings.connectionWindow / 2) {
-      this.out.frame32(FrameType.WindowUpdate, 0, this.connRecvUnacked);
-      this.connRecvWindow += this.connRecvUnacked;
-      this.connRecvUnacked = 0;
-    }
-  }
-
-  /** Gives a stream's window back for what its exchange took (not while it is paused). */
   creditStream(st: FlowStream): void {
-    if (st.paused || st.remoteEnded || st.closed) return;
-    if (st.recvUnacked >= this.settings.initialWindow / 2 || (st.recvUnacked > 0 && st.recvWindow < this.settings.initialWindow / 2)) {
-      this.out.frame32(FrameType.WindowUpdate, st.id, st.recvUnacked);
-      st.recvWindow += st.recvUnacked;
-      st.recvUnacked = 0;
-    }
+    creditStreamWindow(this.out, st, this.settings.initialWindow);
   }
 
   // ------------------------------------------------------------------ output
