@@ -158,7 +158,7 @@ export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
   protected dispatch(endpoint: Endpoint<Http1Upstream>, buf: Buffer, now: number): void {
     const h = this.h;
     let up: UpstreamConnection | null;
-    if (this.overH2()) {
+    if (this.overH2(endpoint)) {
       const { H2Link } = require('../http2/h2-link') as typeof import('../http2/h2-link');
       up = new H2Link(this.ctx, endpoint, this.lr.dstTcp, this.lr.http.maxHeadBytes, now);
     } else {
@@ -186,13 +186,14 @@ export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
   }
 
   /**
-   * Whether this request goes on as an HTTP/2 stream: to a service that speaks h2c (for a meshed
-   * service: multiplexed onto HTTP/2 inside mutual TLS to the peer proxy). Upgrades and CONNECT stay
-   * HTTP/1.1.
+   * Whether this request goes on as an HTTP/2 stream: to a service that speaks h2c, or to a meshed
+   * endpoint (a peer proxy: multiplexed onto HTTP/2 inside mutual TLS) unless the service says
+   * http1. Upgrades and CONNECT stay HTTP/1.1.
    */
-  protected overH2(): boolean {
+  protected overH2(endpoint: Endpoint): boolean {
     if (this.upgrade || this.h.method === Method.Connect) return false;
-    return this.cluster!.snapshot.protocol === 'h2c';
+    const proto = this.cluster!.snapshot.protocol;
+    return endpoint.identity !== null ? proto !== 'http1' : proto === 'h2c';
   }
 
   /** Sends the whole request again (a retry, or a replay after a keep-alive race) on `endpoint`. */

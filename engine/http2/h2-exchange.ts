@@ -249,8 +249,9 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
     const replay = this.body;
     const bodyFollows = !this.reqDone || (replay !== null && replay.bytes > 0);
     const proto = cluster.snapshot.protocol ?? 'auto';
-    // HTTP/2 unless the service says http1, or a peer proxy carried an HTTP/1 request here (auto).
-    const h2 = proto === 'h2c' || (proto === 'auto' && !this.origHttp1);
+    // A meshed endpoint is another Bowline: HTTP/2 over mutual TLS unless the service says http1.
+    // Elsewhere HTTP/2 unless the service says http1, or a peer proxy carried an HTTP/1 request here (auto).
+    const h2 = e.identity !== null ? proto !== 'http1' : proto === 'h2c' || (proto === 'auto' && !this.origHttp1);
     const h = this.headers;
     if (h2 && e.identity !== null && this.origHttp1) h[ORIG_PROTO_HEADER] = 'HTTP/1.1';
     this.callIsH2 = h2;

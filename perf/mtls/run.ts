@@ -76,7 +76,7 @@ const STAMP = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').sl
 const OUT = resolve(str('OUT', `/tmp/bowline-perf/mtls-${STAMP}`));
 const FIXEDRATE = process.env['FIXEDRATE'] ?? join(process.env['PEERS'] ? dirname(process.env['PEERS']) : join(REPO, '..', 'shared', 'bench'), 'lib', 'fixedrate.js');
 const BOWLINE_ARGS = str('BOWLINE_ARGS', '').split(/\s+/).filter(Boolean);
-/** The client side's service protocol toward its meshed peer: '' (auto: HTTP/2, multiplexed) or http1 (HTTP/1.1 over mTLS). */
+/** The client side's service protocol toward its meshed peer: '' (the default: HTTP/2, requests multiplexed) or http1 (HTTP/1.1 over mTLS). */
 const MESH_PROTOCOL = str('MESH_PROTOCOL', '');
 
 // ------------------------------------------------------------------ helpers

@@ -1,8 +1,8 @@
-// Proxy-to-proxy multiplexing between two real Bowline proxies (a meshed service with `protocol:
-// h2c`): HTTP/1.1 requests from many client connections travel as streams of one HTTP/2 connection
-// inside mutual TLS (ALPN h2) and come out as HTTP/1.1 at the far end, their version carried in
+// Proxy-to-proxy multiplexing between two real Bowline proxies, the default for a meshed service:
+// HTTP/1.1 requests from many client connections travel as streams of one HTTP/2 connection inside
+// mutual TLS (ALPN h2) and come out as HTTP/1.1 at the far end, their version carried in
 // l5d-orig-proto and removed there (the app's service is `auto`: without the header it would get
-// HTTP/2); bodies, chunked framing and the caller's identity pass.
+// HTTP/2); bodies, chunked framing and the caller's identity pass; `protocol: http1` keeps HTTP/1.1.
 
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -38,7 +38,10 @@ before(async () => {
     });
     req.on('end', () => {
       const body = `${req.method} ${req.url} ${n} ${h.digest('hex').slice(0, 16)} ${req.headers['l5d-client-id'] ?? ''}`;
-      if (req.url === '/chunked') {
+      if (req.url!.startsWith('/h1/')) {
+        // Slow enough that the requests of one test overlap (each holds its connection).
+        setTimeout(() => res.end(body), 100);
+      } else if (req.url === '/chunked') {
         res.writeHead(200, { 'content-type': 'text/plain' });
         res.write(body);
         setTimeout(() => res.end(' (end)'), 10);
@@ -65,7 +68,6 @@ listeners: [{ name: out, address: 127.0.0.1:0, defaultService: api }]
 services:
   - name: api
     identity: spiffe://mesh.test/ns/shop/sa/api
-    protocol: h2c
     endpoints: [{ address: 127.0.0.1:${server.ports['in']} }]
 `);
   cfgs.push(cc);
@@ -123,4 +125,29 @@ test('bodies by length and chunked go up whole; a chunked answer comes back whol
   assert.equal(byLength.text, `POST /len ${body.length} ${digest} spiffe://mesh.test/ns/shop/sa/web`);
   const chunked = await request(port, '/chunked', body, true);
   assert.equal(chunked.text, `POST /chunked ${body.length} ${digest} spiffe://mesh.test/ns/shop/sa/web (end)`);
+});
+
+test('protocol: http1 on the meshed service keeps HTTP/1.1 on the mesh hop: one TLS connection per client connection', { timeout: 30_000 }, async () => {
+  const cc = new TempConfig(`
+proxy:
+${identityYaml(dir, 'web2', ids['web']!)}
+listeners: [{ name: out, address: 127.0.0.1:0, defaultService: api }]
+services:
+  - name: api
+    identity: spiffe://mesh.test/ns/shop/sa/api
+    protocol: http1
+    endpoints: [{ address: 127.0.0.1:${server.ports['in']} }]
+`);
+  cfgs.push(cc);
+  const c1 = await startProxy(['--config', cc.file, '--workers', '1']);
+  try {
+    const before = metricSum((await admin(server, '/metrics')).body, 'tcp_open_total', { direction: 'inbound', peer: 'src' });
+    const rs = await Promise.all(Array.from({ length: 10 }, (_, i) => request(c1.ports['out']!, `/h1/${i}`)));
+    assert.ok(rs.every((r) => r.status === 200));
+    const after = metricSum((await admin(server, '/metrics')).body, 'tcp_open_total', { direction: 'inbound', peer: 'src' });
+    assert.equal(after - before, 10, 'ten client connections, ten mesh connections');
+    assert.equal(app.seen.at(-1)!.headers['l5d-orig-proto'], undefined);
+  } finally {
+    await c1.stop();
+  }
 });
