@@ -215,6 +215,7 @@ export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
    */
   protected writeRequestHead(up: UpstreamConnection, buf: Buffer): boolean {
     const h = this.h;
+    if (up.writeHead !== undefined) return up.writeHead(buf, h, this.idHeader);
     let extra: Buffer | null = this.upgrade ? CONNECTION_UPGRADE : h.versionMinor === 0 ? CONNECTION_KEEP_ALIVE : null;
     if (this.idHeader !== null) extra = extra === null ? this.idHeader : Buffer.concat([this.idHeader, extra]);
     const head = composeHead(buf, h, extra, this.upgrade ? h.upgradeField : -1);

@@ -49,6 +49,8 @@ export interface UpstreamConnection extends Poolable {
   pauseReading(): void;
   resumeReading(): void;
   write(chunk: Buffer): boolean;
+  /** Takes the request head as parsed (a link that does not speak HTTP/1.1 bytes); absent: write the bytes. */
+  writeHead?(buf: Buffer, h: HeadInfo, extra: Buffer | null): boolean;
 }
 
 /**

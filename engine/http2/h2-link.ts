@@ -2,14 +2,14 @@
 // peer Bowline over mutual TLS, where HTTP/1 requests are multiplexed onto one HTTP/2 connection
 // with their version in l5d-orig-proto and restored at the far end (Linkerd's way). The link stands
 // where an Http1Upstream connection would, so that the HTTP/1 exchange (retries, timeouts, queue,
-// pipelining, metrics) runs unchanged: the request bytes it writes are parsed back into a header
-// object and body data, and the HTTP/2 response is framed as HTTP/1.1 bytes (Content-Length when
-// known, else chunked with the trailers in the last chunk) and fed to it as from a connection.
+// pipelining, metrics) runs unchanged: it hands over its parsed request head (writeHead) and writes
+// the body bytes, which are decoded from their framing into DATA; the HTTP/2 response is framed as
+// HTTP/1.1 bytes (Content-Length when known, else chunked with the trailers in the last chunk) and
+// fed to it as from a connection.
 // Body bytes are never copied on the way up: a chunk is released to the client's reads only once
 // the HTTP/2 stream has sent it (the Writable's callback), which is what the exchange waits for.
 
 import type * as http2 from 'node:http2';
-import { STATUS_CODES } from 'node:http';
 import { Writable } from 'node:stream';
 import type * as net from 'node:net';
 import { ErrorCode } from '../errors';
@@ -17,13 +17,19 @@ import type { ProxyContext } from '../context';
 import type { TcpStats } from '../metrics/registry';
 import type { Endpoint } from '../pool/endpoint';
 import { ChunkedScanner } from '../http1/chunked-scanner';
-import { BodyKind, HeadInfo, NEED_MORE, parseHead, PARSE_ERROR } from '../http1/head-parser';
+import { BodyKind, HeadInfo, parseHead } from '../http1/head-parser';
 import type { ExchangeOwner, UpstreamConnection } from '../http1/upstream';
 import { CONNECTION_SPECIFIC } from './h1-call';
 import { ORIG_PROTO_HEADER } from './h2-exchange';
 import { type CallOwner, H2Call, type HeaderBlock } from './upstream-call';
 
 const METHODS_WITHOUT_BODY_ANSWER = new Set([204, 304]);
+
+/**
+ * The parsed form of the HTTP/1.1 response heads links compose: shared, since the exchange reads it
+ * only during onResponseHead (it keeps the bytes it composes from it, never the HeadInfo).
+ */
+const responseHead = new HeadInfo();
 
 const enum Phase {
   Head = 0,
@@ -43,12 +49,9 @@ export class H2Link implements UpstreamConnection, CallOwner {
   private call: H2Call | null = null;
   private phase = Phase.Head;
   private headRequest = false;
-  private readonly reqHead = new HeadInfo();
-  private headBuf: Buffer | null = null;
   private remaining = 0;
   private reqChunked: ChunkedScanner | null = null;
   private resChunked = false;
-  private readonly resHead = new HeadInfo();
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -109,8 +112,7 @@ export class H2Link implements UpstreamConnection, CallOwner {
 
   private onRequestBytes(chunk: Buffer, cb: (err?: Error | null) => void): void {
     try {
-      if (this.phase === Phase.Head) this.onHeadBytes(chunk, cb);
-      else if (this.phase === Phase.Body) this.onBodyBytes(chunk, 0, cb);
+      if (this.phase === Phase.Body) this.onBodyBytes(chunk, 0, cb);
       else cb();
     } catch (e) {
       cb();
@@ -119,39 +121,29 @@ export class H2Link implements UpstreamConnection, CallOwner {
     }
   }
 
-  private onHeadBytes(chunk: Buffer, cb: (err?: Error | null) => void): void {
-    const buf = this.headBuf === null ? chunk : Buffer.concat([this.headBuf, chunk]);
-    const h = this.reqHead;
-    if (this.headBuf === null) h.reset(0);
-    const end = parseHead(buf, h, true, this.maxHeadBytes);
-    if (end === NEED_MORE) {
-      this.headBuf = Buffer.from(buf);
-      cb();
-      return;
-    }
-    this.headBuf = null;
-    if (end === PARSE_ERROR) {
-      cb();
-      this.fail(ErrorCode.UpstreamBadResponse);
-      return;
-    }
+  /**
+   * The request head, straight from the exchange's parse (never re-parsed): it opens the stream.
+   * `extra` holds fields the proxy adds ("name: value\r\n" lines, e.g. l5d-client-id).
+   */
+  writeHead(buf: Buffer, h: HeadInfo, extra: Buffer | null): boolean {
     const headers = this.requestHeaders(buf, h);
+    if (extra !== null) {
+      for (const line of extra.toString('latin1').split('\r\n')) {
+        const colon = line.indexOf(':');
+        if (colon > 0) (headers as Record<string, string>)[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+      }
+    }
     const kind = h.bodyKind;
     const endStream = kind === BodyKind.None || (kind === BodyKind.Length && h.contentLength === 0);
     this.call = new H2Call(this.ctx, this, this.endpoint, this.tcp, headers, endStream, this.ctx.clock.now());
     if (endStream) {
       this.phase = Phase.Sent;
-      cb();
-      return;
+      return true;
     }
     this.phase = Phase.Body;
     if (kind === BodyKind.Length) this.remaining = h.contentLength;
-    else {
-      const d = new ChunkedScanner();
-      this.reqChunked = d;
-    }
-    if (end < buf.length) this.onBodyBytes(buf, end, cb);
-    else cb();
+    else this.reqChunked = new ChunkedScanner();
+    return true;
   }
 
   /** The request head as HTTP/2 fields: request line and Host as pseudo-headers, no connection fields. */
@@ -253,7 +245,7 @@ export class H2Link implements UpstreamConnection, CallOwner {
       }
     }
     const buf = Buffer.from(`${s}\r\n`, 'latin1');
-    const h = this.resHead;
+    const h = responseHead;
     h.reset(0);
     const end = parseHead(buf, h, false, Math.max(this.maxHeadBytes, buf.length));
     if (end <= 0) {
@@ -328,6 +320,15 @@ export class H2Link implements UpstreamConnection, CallOwner {
   }
 }
 
+/** Reason phrases of the common statuses (clients ignore the phrase; node:http's table is not loaded for it). */
+const REASONS: Record<number, string> = {
+  200: 'OK', 201: 'Created', 202: 'Accepted', 204: 'No Content', 206: 'Partial Content',
+  301: 'Moved Permanently', 302: 'Found', 303: 'See Other', 304: 'Not Modified', 307: 'Temporary Redirect', 308: 'Permanent Redirect',
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 408: 'Request Timeout',
+  409: 'Conflict', 410: 'Gone', 413: 'Content Too Large', 415: 'Unsupported Media Type', 429: 'Too Many Requests',
+  500: 'Internal Server Error', 501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
+};
+
 function reasonPhrase(status: number): string {
-  return STATUS_CODES[status] ?? 'Unknown';
+  return REASONS[status] ?? 'Status';
 }

@@ -108,13 +108,19 @@ export abstract class FlowStream {
     else this.takeEnd();
   }
 
-  /** Releases outgoing chunks that will never be sent, and held ones. */
+  /** Releases outgoing chunks that will never be sent, and held ones (their bytes go back to the connection window). */
   dropPending(): void {
     const cbs = this.pendingCbs;
     this.pending = [];
     this.pendingCbs = [];
     this.pendingBytes = 0;
+    const held = this.held;
     this.held = null;
+    if (held !== null) {
+      let n = 0;
+      for (const c of held) n += c.length;
+      this.flow.consumed(n);
+    }
     for (const cb of cbs) cb?.();
   }
 }
