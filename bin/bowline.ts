@@ -55,6 +55,15 @@ Control plane:
       retire-anchors (run it once every leaf under the old anchor has been renewed)
   bowline token --secret FILE --service-account SA [--namespace NS] [--ttl-s S]
       prints a signed workload token (local use) for --token-secret
+
+Sidecar:
+  bowline init [--proxy-uid UID] [--inbound-port 4143] [--outbound-port 4140]
+               [--skip-inbound-ports 4190,4191] [--skip-outbound-ports P,...]
+               [--skip-outbound-cidrs CIDR,...] | --remove | --show
+      iptables rules (nat table, chains BOWLINE_INBOUND and BOWLINE_OUTBOUND) in this network
+      namespace: inbound TCP to the proxy's inbound port, outbound TCP to its outbound port, except
+      the proxy's own UID, loopback and skipped ports and networks. Idempotent; --remove undoes it.
+      The proxy's listeners take them with originalDst: true.
 `;
 
 function fail(msg: string): never {
@@ -219,6 +228,54 @@ async function main(): Promise<void> {
         process.stdout.write(`${JSON.stringify(ca.describe(), null, 2)}\n`);
       } catch (e) {
         process.stderr.write(`bowline ca ${action}: ${(e as Error).message}\n`);
+        process.exit(1);
+      }
+      return;
+    }
+    case 'init': {
+      // Transparent interception in this network namespace (a pod's init container runs it as root).
+      const { parseArgs: pa } = await import('node:util');
+      const { values: v } = pa({
+        args: rest,
+        options: {
+          'inbound-port': { type: 'string' },
+          'outbound-port': { type: 'string' },
+          'proxy-uid': { type: 'string' },
+          'skip-inbound-ports': { type: 'string' },
+          'skip-outbound-ports': { type: 'string' },
+          'skip-outbound-cidrs': { type: 'string' },
+          remove: { type: 'boolean', default: false },
+          show: { type: 'boolean', default: false },
+        },
+      });
+      const ic = await import('../workers/interception');
+      const num = (flag: string, x: string | undefined, dflt: number | undefined, max: number): number | undefined => {
+        if (x === undefined) return dflt;
+        const n = Number(x);
+        if (!Number.isInteger(n) || n < 0 || n > max) fail(`--${flag} must be an integer from 0 to ${max}, got "${x}"`);
+        return n;
+      };
+      const list = (flag: string, x: string | undefined, dflt: number[]): number[] => (x === undefined ? dflt : x.split(',').filter((p) => p !== '').map((p) => num(flag, p.trim(), 0, 65535)!));
+      const cidrs = v['skip-outbound-cidrs'] === undefined ? [] : v['skip-outbound-cidrs'].split(',').map((c) => c.trim()).filter((c) => c !== '');
+      for (const c of cidrs) if (!/^[0-9a-fA-F.:]+(\/\d{1,3})?$/.test(c)) fail(`--skip-outbound-cidrs: "${c}" is not an address or CIDR`);
+      try {
+        if (v.remove) ic.removeInterception();
+        else if (!v.show) {
+          const d = ic.DEFAULT_INTERCEPTION;
+          const uid = num('proxy-uid', v['proxy-uid'], undefined, 2 ** 31 - 1);
+          if (uid === undefined) log('warn', 'bowline init without --proxy-uid: the proxy\'s own connections are redirected back to it; it refuses them as loops, but it cannot reach anything outside');
+          ic.applyInterception({
+            inboundPort: num('inbound-port', v['inbound-port'], d.inboundPort, 65535)!,
+            outboundPort: num('outbound-port', v['outbound-port'], d.outboundPort, 65535)!,
+            ...(uid !== undefined ? { proxyUid: uid } : {}),
+            skipInboundPorts: list('skip-inbound-ports', v['skip-inbound-ports'], d.skipInboundPorts),
+            skipOutboundPorts: list('skip-outbound-ports', v['skip-outbound-ports'], d.skipOutboundPorts),
+            skipOutboundCidrs: cidrs,
+          });
+        }
+        process.stdout.write(`${ic.listInterception()}\n`);
+      } catch (e) {
+        process.stderr.write(`bowline init: ${(e as Error).message}\n`);
         process.exit(1);
       }
       return;

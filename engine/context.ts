@@ -61,4 +61,11 @@ export interface ProxyContext {
    * (rate-limited, so that a flood of denied calls cannot flood the log).
    */
   authzDecision(kind: 'http' | 'tcp', d: Decision, identity: string | null, address: string, target: string): void;
+  /**
+   * Where a connection's traffic goes when no route says: the listener's default service, or where a
+   * connection redirected to the proxy was going (see Engine.clusterFor).
+   */
+  clusterFor(lr: ListenerRuntime, originalDst: readonly [string, number] | null): Cluster | null;
+  /** Records an upstream socket as the proxy's own (its local port), so that a loop back to the proxy is seen. */
+  ownSocket(s: import('node:net').Socket): void;
 }

@@ -23,6 +23,8 @@ import {
   DEFAULT_ZONE_TRANSFER_USD_PER_GB,
   type EngineSnapshot,
   type RetryPolicy,
+  type ServiceSnapshot,
+  DEFAULT_POOL_SETTINGS,
 } from './config/snapshot';
 import type { ListenerRuntime, ProxyContext, TrackedConnection } from './context';
 import { Detected, detectProtocol, DETECT_MAX_BYTES } from './detect';
@@ -38,6 +40,17 @@ import { CompiledRoute, RouteTable } from './router/route-table';
 import { TcpForward } from './tcp/tcp-forward';
 import type { MeshTls } from './tls/mesh-tls';
 
+const enum LoopCheck {
+  Ok = 0,
+  Refused,
+  /** Not known yet: check again after this turn of the event loop. */
+  Later,
+}
+
+/** The backend label of connections passed straight to their original destination. */
+export const ORIGINAL_DST_BACKEND = 'original-dst';
+const DEFAULT_CONNECT_TIMEOUT_MS = 1000;
+
 export interface EngineOptions {
   workerId?: number;
   clock?: Clock;
@@ -45,6 +58,11 @@ export interface EngineOptions {
   sweepIntervalMs?: number;
   /** Called when the number of open client connections changes (for accept balancing). */
   onClientCountChange?: (open: number) => void;
+  /**
+   * Local ports of this proxy's upstream connections, one byte per port, shared by the workers of a
+   * process (a SharedArrayBuffer): a redirected connection from one of them is a loop.
+   */
+  ownPorts?: Uint8Array;
   /** Uniform [0, 1) randomness for balancing (default Math.random). */
   rng?: () => number;
   /** Where internal errors are reported (default: stderr, at most one line per second). */
@@ -78,12 +96,16 @@ export class Engine implements ProxyContext {
   private authzLogSuppressed = 0;
   private readonly log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   private lastErrorLogMs = 0;
+  private readonly ownPorts: Uint8Array;
+  /** Some listener takes redirected connections: upstream sockets' ports are recorded for loop checks. */
+  private interception = false;
 
   constructor(opts: EngineOptions = {}) {
     this.clock = opts.clock ?? systemClock;
     this.rng = opts.rng ?? Math.random;
     this.workerId = opts.workerId ?? 0;
     this.onClientCountChange = opts.onClientCountChange;
+    this.ownPorts = opts.ownPorts ?? new Uint8Array(65536);
     this.log = opts.log ?? ((level, msg, fields) => process.stderr.write(`${level}: ${msg}${fields === undefined ? '' : ` ${JSON.stringify(fields)}`}\n`));
     this.sweeper = setInterval(() => this.sweep(), opts.sweepIntervalMs ?? 100);
     this.sweeper.unref();
@@ -158,61 +180,16 @@ export class Engine implements ProxyContext {
       const { MeshTls: Mesh } = require('./tls/mesh-tls') as typeof import('./tls/mesh-tls');
       this.meshTls = new Mesh(s.identity);
     }
-    for (const svc of s.services) {
-      const eps: Endpoint[] = [];
-      for (const e of svc.endpoints) {
-        const key = endpointKey(e.address.host, e.address.port);
-        let ep = endpoints.get(key) ?? this.endpoints.get(key);
-        if (ep === undefined) ep = new Endpoint(e.address.host, e.address.port, e.zone, e.weight, svc.pool);
-        ep.zone = e.zone;
-        ep.weight = e.weight;
-        ep.pool = svc.pool;
-        ep.live = true;
-        if ((ep.identity ?? undefined) !== e.identity) {
-          // Plaintext and mesh TLS connections do not mix in one pool.
-          ep.closeIdle();
-          ep.identity = e.identity ?? null;
-        }
-        ep.traffic = this.zoneTraffic(s.zone, e.zone, s.zoneTransferUsdPerGb ?? DEFAULT_ZONE_TRANSFER_USD_PER_GB);
-        endpoints.set(key, ep);
-        eps.push(ep);
-      }
-      const accrual = svc.failureAccrual ?? DEFAULT_FAILURE_ACCRUAL;
-      const events = this.balancerEvents(svc.name);
-      const balancer = new Balancer(eps, {
-        picker: this.createPicker(svc.balancer ?? DEFAULT_BALANCER),
-        clock: this.clock,
-        rng: this.rng,
-        accrual,
-        penalty: svc.failurePenalty ?? DEFAULT_FAILURE_PENALTY,
-        zone: s.zone,
-        zoneLocality: svc.zoneLocality ?? DEFAULT_ZONE_LOCALITY,
-        events,
-        epoch: this.healthEpoch,
-      });
-      const queueSettings = svc.queue ?? DEFAULT_QUEUE;
-      let queue = this.queues.get(svc.name);
-      if (queue === undefined) this.queues.set(svc.name, (queue = new RequestQueue(queueSettings)));
-      else queue.update(queueSettings);
-      const m = this.metrics;
-      clusters.set(
-        svc.name,
-        new Cluster(
-          svc.name,
-          eps,
-          balancer,
-          queue,
-          svc.connectTimeoutMs,
-          this.compileRetry(svc.retry ?? DEFAULT_RETRY_POLICY, '', svc.name),
-          svc.timeouts ?? DEFAULT_TIMEOUTS,
-          {
-            shed: m.counter('balancer_queue_shed_total', { backend: svc.name }),
-            failFast: m.counter('balancer_queue_failfast_total', { backend: svc.name }),
-          },
-          svc,
-        ),
-      );
+    for (const svc of s.services) clusters.set(svc.name, this.buildCluster(svc, s, endpoints));
+    // Original-destination routing: an address belongs to the service that lists it as an endpoint.
+    const byAddress = new Map<string, Cluster>();
+    for (const c of clusters.values()) for (const ep of c.endpoints) if (!byAddress.has(ep.key)) byAddress.set(ep.key, c);
+    this.clustersByAddress = byAddress;
+    for (const c of this.passthrough.values()) for (const ep of c.endpoints) {
+      ep.live = false;
+      ep.closeIdle();
     }
+    this.passthrough.clear();
     for (const [key, ep] of this.endpoints) {
       if (!endpoints.has(key)) {
         ep.live = false;
@@ -261,6 +238,8 @@ export class Engine implements ProxyContext {
     for (const name of this.queues.keys()) if (!clusters.has(name) && this.queues.get(name)!.inFlight === 0 && this.queues.get(name)!.waiting === 0) this.queues.delete(name);
     this.endpoints = endpoints;
     this.clusters = clusters;
+    this.lastSnapshot = s;
+    this.interception = s.listeners.some((l) => l.originalDst === true);
     this.listeners = listeners;
     this.version = s.version;
     this.generation++;
@@ -269,6 +248,103 @@ export class Engine implements ProxyContext {
       if (c.listenerName !== undefined && !listeners.has(c.listenerName)) c.drain();
     }
     for (const [sock, name] of this.detecting) if (!listeners.has(name)) sock.destroy();
+  }
+
+  /** A service as this worker runs it; endpoints are shared through `endpoints` (and kept across reloads). */
+  private buildCluster(svc: ServiceSnapshot, s: EngineSnapshot, endpoints: Map<string, Endpoint>): Cluster {
+    const eps: Endpoint[] = [];
+    for (const e of svc.endpoints) {
+      const key = endpointKey(e.address.host, e.address.port);
+      let ep = endpoints.get(key) ?? this.endpoints.get(key);
+      if (ep === undefined) ep = new Endpoint(e.address.host, e.address.port, e.zone, e.weight, svc.pool);
+      ep.zone = e.zone;
+      ep.weight = e.weight;
+      ep.pool = svc.pool;
+      ep.live = true;
+      if ((ep.identity ?? undefined) !== e.identity) {
+        // Plaintext and mesh TLS connections do not mix in one pool.
+        ep.closeIdle();
+        ep.identity = e.identity ?? null;
+      }
+      ep.traffic = this.zoneTraffic(s.zone, e.zone, s.zoneTransferUsdPerGb ?? DEFAULT_ZONE_TRANSFER_USD_PER_GB);
+      endpoints.set(key, ep);
+      eps.push(ep);
+    }
+    const balancer = new Balancer(eps, {
+      picker: this.createPicker(svc.balancer ?? DEFAULT_BALANCER),
+      clock: this.clock,
+      rng: this.rng,
+      accrual: svc.failureAccrual ?? DEFAULT_FAILURE_ACCRUAL,
+      penalty: svc.failurePenalty ?? DEFAULT_FAILURE_PENALTY,
+      zone: s.zone,
+      zoneLocality: svc.zoneLocality ?? DEFAULT_ZONE_LOCALITY,
+      events: this.balancerEvents(svc.name),
+      epoch: this.healthEpoch,
+    });
+    const queueSettings = svc.queue ?? DEFAULT_QUEUE;
+    let queue = this.queues.get(svc.name);
+    if (queue === undefined) this.queues.set(svc.name, (queue = new RequestQueue(queueSettings)));
+    else queue.update(queueSettings);
+    const m = this.metrics;
+    return new Cluster(
+      svc.name,
+      eps,
+      balancer,
+      queue,
+      svc.connectTimeoutMs,
+      this.compileRetry(svc.retry ?? DEFAULT_RETRY_POLICY, '', svc.name),
+      svc.timeouts ?? DEFAULT_TIMEOUTS,
+      {
+        shed: m.counter('balancer_queue_shed_total', { backend: svc.name }),
+        failFast: m.counter('balancer_queue_failfast_total', { backend: svc.name }),
+      },
+      svc,
+    );
+  }
+
+  ownSocket(s: net.Socket): void {
+    if (!this.interception) return;
+    const ports = this.ownPorts;
+    s.once('connect', () => {
+      const p = s.localPort;
+      if (p === undefined) return;
+      ports[p] = 1;
+      s.once('close', () => {
+        ports[p] = 0;
+      });
+    });
+  }
+
+  private clustersByAddress = new Map<string, Cluster>();
+  /** Clusters of original destinations no service owns (passed straight through), by address; bounded. */
+  private readonly passthrough = new Map<string, Cluster>();
+  private lastSnapshot: EngineSnapshot | null = null;
+
+  /**
+   * Where a connection's traffic goes when no route says: the listener's default service, or, for a
+   * connection redirected to this proxy (iptables, `bowline init`), its original destination: the
+   * service that lists that address as an endpoint, else the address itself (outbound), or the app's
+   * port on localhost (inbound).
+   */
+  clusterFor(lr: ListenerRuntime, originalDst: readonly [string, number] | null): Cluster | null {
+    if (originalDst === null) return lr.defaultCluster;
+    const [host, port] = lr.direction === 'inbound' ? ['127.0.0.1', originalDst[1]] : originalDst;
+    const key = endpointKey(host, port);
+    const owned = this.clustersByAddress.get(key);
+    if (owned !== undefined) return owned;
+    let c = this.passthrough.get(key);
+    if (c === undefined && this.lastSnapshot !== null) {
+      if (this.passthrough.size >= 1024) this.passthrough.clear();
+      const svc: ServiceSnapshot = {
+        name: ORIGINAL_DST_BACKEND,
+        endpoints: [{ address: { host, port }, zone: '', weight: 1 }],
+        pool: DEFAULT_POOL_SETTINGS,
+        connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
+      };
+      c = this.buildCluster(svc, this.lastSnapshot, new Map());
+      this.passthrough.set(key, c);
+    }
+    return c ?? lr.defaultCluster;
   }
 
   private readonly zoneTraffics = new Map<string, ZoneTraffic>();
@@ -310,19 +386,25 @@ export class Engine implements ProxyContext {
     });
   }
 
-  /** Takes an accepted client socket of the named listener. */
-  handleConnection(listenerName: string, accepted: net.Socket): void {
+  /** Takes an accepted client socket of the named listener (and its original destination, as above). */
+  handleConnection(listenerName: string, accepted: net.Socket, originalDst: [string, number] | null = null): void {
     const lr = this.listeners.get(listenerName);
     if (lr === undefined || this.draining) {
       accepted.destroy();
       return;
     }
-    this.serve(listenerName, lr, Inbound.adopt(accepted, true));
+    const inbound = Inbound.adopt(accepted, true);
+    inbound.originalDst = originalDst;
+    this.serve(listenerName, lr, inbound);
   }
 
-  /** Takes an accepted handle of the named listener (see Inbound.acceptHandles). */
-  handleAcceptedHandle(listenerName: string, handle: unknown): void {
+  /**
+   * Takes an accepted handle of the named listener (see Inbound.acceptHandles), with the original
+   * destination the kernel recorded for it when it was redirected here (SO_ORIGINAL_DST; null: none).
+   */
+  handleAcceptedHandle(listenerName: string, handle: unknown, originalDst: [string, number] | null = null): void {
     const inbound = Inbound.fromHandle(handle, true);
+    inbound.originalDst = originalDst;
     const lr = this.listeners.get(listenerName);
     if (lr === undefined || this.draining) {
       inbound.socket.destroy();
@@ -331,8 +413,23 @@ export class Engine implements ProxyContext {
     this.serve(listenerName, lr, inbound);
   }
 
-  private serve(listenerName: string, lr: ListenerRuntime, inbound: Inbound): void {
+  private serve(listenerName: string, lr: ListenerRuntime, inbound: Inbound, checked = false): void {
     const socket = inbound.socket;
+    if (inbound.originalDst !== null && !checked) {
+      const v = this.checkOriginalDst(lr, inbound, false);
+      if (v === LoopCheck.Refused) return;
+      if (v === LoopCheck.Later) {
+        // A client on this host whose port is not (yet) known as ours: our own connect may complete in
+        // the same turn of the event loop as this accept. Decided after the turn, reads held meanwhile.
+        inbound.pause();
+        setImmediate(() => {
+          if (socket.destroyed || this.checkOriginalDst(lr, inbound, true) === LoopCheck.Refused) return;
+          inbound.resume();
+          this.serve(listenerName, lr, inbound, true);
+        });
+        return;
+      }
+    }
     const t = lr.srcTcp;
     t.opened++;
     t.open++;
@@ -359,12 +456,39 @@ export class Engine implements ProxyContext {
     });
     socket.setNoDelay(true);
     if (lr.opaque && (lr.direction !== 'inbound' || this.meshTls === null)) {
-      new TcpForward(this, inbound, lr, lr.defaultCluster, null);
+      new TcpForward(this, inbound, lr, this.clusterFor(lr, inbound.originalDst), null);
     } else if (lr.snapshot.protocol === 'http1') {
       new Http1Downstream(this, inbound, lr, listenerName).start(null);
     } else {
       this.detect(listenerName, lr, inbound);
     }
+  }
+
+  /**
+   * A redirected connection: not redirected after all when its original destination is the socket's
+   * own address (it was dialled directly); a loop when its client is this proxy itself (the proxy's
+   * own traffic redirected back to it, when the UID exclusion of the interception rules is missing):
+   * refused and counted, never forwarded again.
+   */
+  private checkOriginalDst(lr: ListenerRuntime, inbound: Inbound, final: boolean): LoopCheck {
+    const socket = inbound.socket;
+    const od = inbound.originalDst!;
+    if (od[1] === socket.localPort && od[0] === socket.localAddress) {
+      inbound.originalDst = null;
+      return LoopCheck.Ok;
+    }
+    const port = socket.remotePort;
+    if (port !== undefined && isLocalAddress(socket.remoteAddress)) {
+      if (this.ownPorts[port] !== 0) {
+        this.metrics.counter('original_dst_loops_total', { direction: lr.direction }).value++;
+        this.log('warn', 'connection from this proxy redirected back to it (is the proxy UID excluded from the interception rules?): refused', { listener: lr.name, originalDst: `${od[0]}:${od[1]}` });
+        socket.destroy();
+        return LoopCheck.Refused;
+      }
+      if (!final) return LoopCheck.Later;
+    }
+    if (!lr.snapshot.originalDst) inbound.originalDst = null;
+    return LoopCheck.Ok;
   }
 
   /** An accepted connection whose client proved a mesh identity: its TCP series is labelled with it from now on. */
@@ -399,7 +523,7 @@ export class Engine implements ProxyContext {
         this.terminateMeshTls(listenerName, lr, inbound, seen);
       } else {
         // TLS without a mesh identity is forwarded opaquely.
-        new TcpForward(this, inbound, lr, lr.defaultCluster, seen, ended);
+        new TcpForward(this, inbound, lr, this.clusterFor(lr, inbound.originalDst), seen, ended);
       }
     };
     // A client that closes before deciding: nothing sent means nothing to forward (a health check,
@@ -476,6 +600,7 @@ export class Engine implements ProxyContext {
       const peer = socketPeerIdentity(t);
       if (peer !== null) this.labelClient(raw, lr, peer);
       const inner = Inbound.adoptReading(t);
+      inner.originalDst = inbound.originalDst;
       markConsumesWrites(inner.socket);
       if (t.alpnProtocol === 'h2' && !lr.opaque) {
         // A peer proxy (or an HTTP/2 client) chose HTTP/2 by ALPN: multiplexed streams from here.
@@ -492,7 +617,7 @@ export class Engine implements ProxyContext {
         const kind = first === null ? Detected.Opaque : detectProtocol(first);
         if (kind === Detected.Http1 && !lr.opaque) new Http1Downstream(this, inner, lr, listenerName, peer).start(first, ended);
         else if (kind === Detected.Http2 && !lr.opaque && !ended) new (h2Downstream())(this, inner, lr, listenerName, peer, first);
-        else new TcpForward(this, inner, lr, lr.defaultCluster, first, ended, peer);
+        else new TcpForward(this, inner, lr, this.clusterFor(lr, inner.originalDst), first, ended, peer);
       };
       // An opaque port forwards at once; elsewhere a protocol where the server speaks first is
       // forwarded opaquely once the client has been silent for the detection timeout.
@@ -523,6 +648,7 @@ export class Engine implements ProxyContext {
     const now = this.clock.now();
     for (const c of this.tracked) c.sweep(now);
     for (const ep of this.endpoints.values()) ep.sweepIdle(now);
+    for (const c of this.passthrough.values()) for (const ep of c.endpoints) ep.sweepIdle(now);
     for (const q of this.queues.values()) if (q.waiting > 0) q.sweep(now);
   }
 
@@ -578,6 +704,23 @@ export class Engine implements ProxyContext {
     clearInterval(this.sweeper);
     for (const ep of this.endpoints.values()) ep.closeIdle();
   }
+}
+
+function isLocalAddress(a: string | undefined): boolean {
+  return a !== undefined && (a.startsWith('127.') || a === '::1' || a.startsWith('::ffff:127.') || localAddresses().has(a));
+}
+
+let local: { at: number; set: Set<string> } | null = null;
+
+/** This host's interface addresses (refreshed every 10 s): a loop's client may use the pod's own IP. */
+function localAddresses(): Set<string> {
+  const now = Date.now();
+  if (local === null || now - local.at > 10_000) {
+    const set = new Set<string>();
+    for (const list of Object.values((require('node:os') as typeof import('node:os')).networkInterfaces())) for (const i of list ?? []) set.add(i.address);
+    local = { at: now, set };
+  }
+  return local.set;
 }
 
 /** HTTP/2 is loaded on its first connection: node:http2 costs memory a proxy of HTTP/1 alone does not spend. */

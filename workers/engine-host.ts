@@ -6,7 +6,7 @@
 import * as net from 'node:net';
 import { Engine, type EngineSnapshot, Inbound, type WorkerMetricsSnapshot } from '../engine';
 import type { ListenerFd } from './messages';
-import type { NativeSocket } from './native-socket';
+import { loadNativeSocket, type NativeSocket } from './native-socket';
 
 export interface EngineHostOptions {
   index: number;
@@ -14,6 +14,8 @@ export interface EngineHostOptions {
   counts?: Int32Array;
   alive?: Int32Array;
   native: NativeSocket | null;
+  /** Shared with the other workers (see WorkerData.ownPorts); absent: this engine's own. */
+  ownPorts?: Uint8Array;
   log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -38,7 +40,31 @@ export class EngineHost {
       workerId: o.index,
       onClientCountChange: o.counts === undefined ? undefined : (open) => this.onCount(open),
       log: o.log,
+      ...(o.ownPorts !== undefined ? { ownPorts: o.ownPorts } : {}),
     });
+  }
+
+  private native: NativeSocket | null | undefined;
+
+  /**
+   * SO_ORIGINAL_DST of an accepted connection on a listener that takes redirected traffic (null
+   * elsewhere, or when the kernel knows none). It needs the native helper: loaded on first use here
+   * (a single worker runs without it otherwise); when it cannot be, the error is logged once.
+   */
+  private originalDst(name: string, fd: number | undefined): [string, number] | null {
+    if (fd === undefined || fd < 0 || this.engine.listener(name)?.snapshot.originalDst !== true) return null;
+    if (this.native === undefined) {
+      const loaded = this.o.native !== null ? { native: this.o.native, error: '' } : loadNativeSocket();
+      this.native = loaded.native;
+      if (loaded.native === null) this.o.log('error', `listener ${name} takes redirected connections (originalDst) but ${loaded.error}; they go to the listener's default service`);
+    }
+    if (this.native === null) return null;
+    try {
+      return this.native.originalDst(fd);
+    } catch (e) {
+      this.o.log('warn', `listener ${name}: SO_ORIGINAL_DST: ${(e as Error).message}`);
+      return null;
+    }
   }
 
   /** Applies a snapshot and starts/stops accepting on its listeners. Throws when it cannot be applied. */
@@ -96,9 +122,9 @@ export class EngineHost {
     if (a.server !== null) return;
     // Accepted paused, so that the engine can give each socket a read buffer of its own (Inbound).
     const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true });
-    server.on('connection', (s: net.Socket) => this.engine.handleConnection(a.name, s));
+    server.on('connection', (s: net.Socket) => this.engine.handleConnection(a.name, s, this.originalDst(a.name, (s as unknown as { _handle?: { fd?: number } })._handle?.fd)));
     // Accepted handles go straight to the engine, which wraps each in one socket with its own read buffer.
-    server.once('listening', () => Inbound.acceptHandles(server, (h) => this.engine.handleAcceptedHandle(a.name, h)));
+    server.once('listening', () => Inbound.acceptHandles(server, (h) => this.engine.handleAcceptedHandle(a.name, h, this.originalDst(a.name, (h as { fd?: number }).fd))));
     server.on('error', (e) => this.o.log('error', `listener ${a.name}: ${e.message}`));
     if (a.fd < 0) server.listen({ host: a.host, port: a.port, backlog: 4096 });
     else server.listen({ fd: this.o.native !== null ? this.o.native.dupFd(a.fd) : a.fd });

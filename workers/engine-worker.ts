@@ -17,6 +17,7 @@ const host = new EngineHost({
   counts: data.counts,
   alive: data.alive,
   native: data.nativePath !== '' ? loadNativeSocket(data.nativePath).native : null,
+  ownPorts: data.ownPorts,
   log: (level, msg, fields) => send({ type: 'log', level, msg, ...(fields === undefined ? {} : { fields }) }),
 });
 

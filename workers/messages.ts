@@ -32,4 +32,6 @@ export interface WorkerData {
   alive: Int32Array;
   /** Path of the native socket helper, or '' when it is not available. */
   nativePath: string;
+  /** Local ports of the process's upstream connections (one byte each), for loop checks of redirected connections. */
+  ownPorts: Uint8Array;
 }

@@ -9,6 +9,8 @@ export interface NativeSocket {
   dupFd(fd: number): number;
   closeFd(fd: number): void;
   localPort(fd: number): number;
+  /** SO_ORIGINAL_DST of an accepted socket: [address, port], or null when the kernel knows none. */
+  originalDst(fd: number): [string, number] | null;
 }
 
 /** Where `npm install` builds the helper, relative to this file's compiled location (dist/workers). */

@@ -64,6 +64,8 @@ export class Supervisor {
   private readonly native: NativeSocket | null;
   private readonly nativeError: string;
   private readonly counts = new Int32Array(new SharedArrayBuffer(4 * MAX_WORKERS));
+  /** Shared by all workers: a connection redirected back to the proxy may land on another worker. */
+  private readonly ownPorts = new Uint8Array(new SharedArrayBuffer(65536));
   private readonly alive = new Int32Array(new SharedArrayBuffer(4 * MAX_WORKERS));
   private readonly slots: Slot[] = [];
   private readonly bound = new Map<string, BoundListener>();
@@ -204,6 +206,7 @@ export class Supervisor {
       counts: this.counts,
       alive: this.alive,
       nativePath: this.native !== null ? nativeHelperPath() : '',
+      ownPorts: this.ownPorts,
     };
     // worker_threads is loaded only when threads are used (it costs RSS the inline mode does not need).
     const { Worker: WorkerThread } = require('node:worker_threads') as typeof import('node:worker_threads');

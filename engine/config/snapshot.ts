@@ -25,6 +25,12 @@ export interface ListenerSnapshot {
   defaultService?: string;
   /** Protocol detection deadline for the first read. */
   detectTimeoutMs: number;
+  /**
+   * Connections arrive redirected by iptables (`bowline init`): each goes where it was going (its
+   * SO_ORIGINAL_DST): outbound to the service that owns that address, else to the address itself;
+   * inbound to that port on localhost. Routes still apply to HTTP first.
+   */
+  originalDst?: boolean;
 }
 
 export interface EndpointSnapshot {

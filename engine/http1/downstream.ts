@@ -231,7 +231,7 @@ export class Http1Downstream extends Http1Exchange implements TrackedConnection,
       const b = route.pickBackend();
       cluster = b === null ? null : b.cluster;
     } else {
-      cluster = lr.defaultCluster;
+      cluster = this.ctx.clusterFor(lr, this.inbound.originalDst);
     }
     this.route = route;
     this.cluster = cluster;

@@ -133,6 +133,7 @@ export class Http1Upstream implements UpstreamConnection, TrackedConnection {
       });
     }
     this.socket = s;
+    ctx.ownSocket(s);
 
     s.on('end', () => this.onEnd());
     s.on('error', (e: NodeJS.ErrnoException) => {

@@ -29,6 +29,7 @@ export class H2Downstream implements TrackedConnection, H2Connection, Connection
   private lastActiveMs: number;
   private closed = false;
   readonly remoteAddress: string;
+  readonly originalDst: [string, number] | null;
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -43,6 +44,7 @@ export class H2Downstream implements TrackedConnection, H2Connection, Connection
     this.lastActiveMs = ctx.clock.now();
     const socket = inbound.socket;
     this.remoteAddress = socket.remoteAddress ?? '';
+    this.originalDst = inbound.originalDst;
     const clock = ctx.clock;
     this.conn = new H2ServerConnection(
       socket,

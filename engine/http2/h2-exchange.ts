@@ -37,6 +37,8 @@ export interface H2Connection {
   readonly lr: ListenerRuntime;
   readonly peerIdentity: string | null;
   readonly remoteAddress: string;
+  /** Where the client was going when it was redirected to the proxy; null: not redirected. */
+  readonly originalDst: [string, number] | null;
   exchangeDone(x: H2Exchange): void;
   statsFor(authority: string, route: CompiledRoute | null, cluster: Cluster | null, zone: string): HttpStats;
 }
@@ -143,7 +145,7 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
     const route = lr.table.matchFields(host, Buffer.from(path, 'latin1'), this.method, h);
     let cluster: Cluster | null;
     if (route !== null) cluster = route.pickBackend()?.cluster ?? null;
-    else cluster = lr.defaultCluster;
+    else cluster = this.ctx.clusterFor(lr, this.conn.originalDst);
     this.route = route;
     this.cluster = cluster;
     const authz = lr.authorizer;

@@ -50,6 +50,7 @@ export class PooledSession implements TrackedConnection {
     const onread = { buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES), callback: (n: number, buf: Uint8Array): boolean => this.onRead(n, buf as Buffer) };
     const socket: net.Socket = mesh !== null ? mesh.connect(ep.host, ep.port, ep.identity!, true, onread, ['h2']) : net.connect({ host: ep.host, port: ep.port, noDelay: true, onread });
     this.socket = socket;
+    ctx.ownSocket(socket);
     socket.setNoDelay(true);
     ep.open++;
     tcp.opened++;

@@ -44,6 +44,8 @@ export function writeMayRetain(dest: net.Socket, written: number): boolean {
 }
 
 export class Inbound {
+  /** Where the client was going when iptables redirected it here (SO_ORIGINAL_DST); null: not redirected. */
+  originalDst: [string, number] | null = null;
   /** Where chunks go; handlers replace it as the connection moves on (detection, HTTP/1, TCP). */
   sink: Sink = () => {};
   /** Reads held back until writes of this connection's bytes to another socket are flushed. */

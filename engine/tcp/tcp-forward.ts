@@ -61,6 +61,7 @@ export class TcpForward implements TrackedConnection {
       mesh !== null
         ? mesh.connect(ep.host, ep.port, ep.identity!, false)
         : net.connect({ host: ep.host, port: ep.port, noDelay: true, allowHalfOpen: true });
+    ctx.ownSocket(up);
     if (mesh !== null) markConsumesWrites(up);
     this.upstream = up;
     this.connectTimeoutMs = cluster!.connectTimeoutMs;

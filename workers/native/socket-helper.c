@@ -1,6 +1,7 @@
 /* Socket helpers Node.js lacks: a listening socket created outside libuv (so that the main thread
  * owns it without accepting on it) and dup(2), so that each worker thread holds its own descriptor
- * of the same listening socket and can stop and restart accepting without closing it for others. */
+ * of the same listening socket and can stop and restart accepting without closing it for others;
+ * and SO_ORIGINAL_DST, where a connection redirected by iptables was going. */
 #define _GNU_SOURCE
 #include <node_api.h>
 #include <arpa/inet.h>
@@ -11,6 +12,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <linux/netfilter_ipv4.h>
+
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST 80
+#endif
 
 static napi_value throw_errno(napi_env env, const char *what, int err) {
   char msg[256];
@@ -116,12 +122,58 @@ static napi_value local_port(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* originalDst(fd: number): [address: string, port: number] | null -- where a connection redirected by
+ * iptables (REDIRECT/DNAT) was going: SO_ORIGINAL_DST from conntrack. null when the kernel knows no
+ * original destination (no conntrack entry: not redirected, or conntrack not loaded). For a connection
+ * that was not redirected but is tracked, it is the socket's own local address. */
+static napi_value original_dst(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd = -1;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, "originalDst(fd)"); return NULL;
+  }
+  struct sockaddr_storage local;
+  socklen_t llen = sizeof local;
+  if (getsockname(fd, (struct sockaddr *)&local, &llen) != 0) return throw_errno(env, "getsockname", errno);
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  memset(&ss, 0, sizeof ss);
+  int rc = local.ss_family == AF_INET6 ? getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &ss, &len)
+                                       : getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &ss, &len);
+  napi_value result;
+  if (rc != 0) {
+    if (errno == ENOENT || errno == ENOPROTOOPT || errno == EOPNOTSUPP) { napi_get_null(env, &result); return result; }
+    return throw_errno(env, "getsockopt(SO_ORIGINAL_DST)", errno);
+  }
+  char addr[INET6_ADDRSTRLEN];
+  int port;
+  if (ss.ss_family == AF_INET6) {
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof addr);
+    port = ntohs(in6->sin6_port);
+  } else {
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+    inet_ntop(AF_INET, &in4->sin_addr, addr, sizeof addr);
+    port = ntohs(in4->sin_port);
+  }
+  napi_value a, p;
+  napi_create_array_with_length(env, 2, &result);
+  napi_create_string_utf8(env, addr, NAPI_AUTO_LENGTH, &a);
+  napi_create_int32(env, port, &p);
+  napi_set_element(env, result, 0, a);
+  napi_set_element(env, result, 1, p);
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     {"listenTcp", NULL, listen_tcp, NULL, NULL, NULL, napi_default, NULL},
     {"dupFd", NULL, dup_fd, NULL, NULL, NULL, napi_default, NULL},
     {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL},
     {"localPort", NULL, local_port, NULL, NULL, NULL, napi_default, NULL},
+    {"originalDst", NULL, original_dst, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -48,6 +48,8 @@ export interface ListenerConfig {
   routes?: string[];
   defaultService?: string;
   detectTimeoutMs?: number;
+  /** Connections arrive redirected by iptables (`bowline init`) and go where they were going. */
+  originalDst?: boolean;
 }
 
 export interface RetryConfig {
@@ -315,6 +317,7 @@ export const CONFIG_FILE_SCHEMA = {
           routes: { type: 'array', items: ROUTE_REF },
           defaultService: NAME,
           detectTimeoutMs: DURATION_MS,
+          originalDst: { type: 'boolean' },
         },
       },
     },

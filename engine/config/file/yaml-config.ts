@@ -383,6 +383,7 @@ function translate(file: ConfigFile, version: string): Translation {
       detectTimeoutMs: l.detectTimeoutMs ?? DEFAULT_DETECT_TIMEOUT_MS,
     };
     if (l.defaultService !== undefined) listener.defaultService = l.defaultService;
+    if (l.originalDst === true) listener.originalDst = true;
     return listener;
   });
 
