@@ -5,7 +5,6 @@
 
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
@@ -13,24 +12,8 @@ import * as net from 'node:net';
 import { TempConfig } from '../helpers/config-file';
 import { closeSession, h2connect, h2request, type H2Server, h2server } from '../helpers/h2';
 import { admin, type ProxyProcess, startProxy } from '../helpers/proxy-process';
+import { runCommand as run } from '../helpers/run-command';
 import { close, listen } from '../helpers/upstream';
-
-/** A command's exit status and output, without blocking this process's event loop. */
-function run(cmd: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const c = spawn(cmd, args);
-    let stdout = '';
-    let stderr = '';
-    c.stdout.on('data', (d) => (stdout += d));
-    c.stderr.on('data', (d) => (stderr += d));
-    const t = setTimeout(() => c.kill('SIGKILL'), 10_000);
-    c.on('close', (status) => {
-      clearTimeout(t);
-      resolve({ status, stdout, stderr });
-    });
-    c.on('error', () => resolve({ status: -1, stdout, stderr }));
-  });
-}
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
@@ -291,10 +274,10 @@ test('curl --http2-prior-knowledge and nghttp talk to the proxy', async () => {
   const port = proxy.ports['main']!;
   // Run asynchronously: the upstream lives in this process and must keep answering.
   const curl = await run('curl', ['-s', '--http2-prior-knowledge', '-o', '-', '-w', '\n%{http_version} %{http_code}', '-d', 'abc', `http://127.0.0.1:${port}/curl`]);
-  assert.equal(curl.status, 0, curl.stderr);
+  assert.equal(curl.code, 0, curl.stderr);
   assert.match(curl.stdout, /^h2 POST \/curl 3\n2 200$/);
   const ng = await run('nghttp', ['-n', '-s', `http://127.0.0.1:${port}/ng`, `http://127.0.0.1:${port}/h1/ng`]);
-  assert.equal(ng.status, 0, ng.stdout + ng.stderr);
+  assert.equal(ng.code, 0, ng.stdout + ng.stderr);
   assert.match(ng.stdout, /200/);
 });
 

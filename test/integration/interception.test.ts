@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Identity } from '../../xds/client/identity-client';
 import { identityYaml, issueIdentities } from '../helpers/mesh-identity';
+import { type CommandResult, runCommand as run } from '../helpers/run-command';
 
 const BIN = resolve(__dirname, '../../bin/bowline.js');
 const PROXY_UID = 2102;
@@ -24,35 +25,13 @@ const net3 = 10 + Math.floor(Math.random() * 200);
 const CLI_IP = `10.99.${net3}.1`;
 const SRV_IP = `10.99.${net3}.2`;
 
-interface Run {
-  code: number | null;
-  out: string;
-  err: string;
-}
-
-function run(cmd: string, args: string[], timeoutMs = 15_000): Promise<Run> {
-  return new Promise((resolveRun) => {
-    const c = spawn(cmd, args);
-    let out = '';
-    let err = '';
-    c.stdout.on('data', (d) => (out += d));
-    c.stderr.on('data', (d) => (err += d));
-    const t = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
-    c.on('close', (code) => {
-      clearTimeout(t);
-      resolveRun({ code, out, err });
-    });
-    c.on('error', (e) => resolveRun({ code: -1, out, err: String(e) }));
-  });
-}
-
 async function must(cmd: string, args: string[]): Promise<string> {
   const r = await run(cmd, args);
-  assert.equal(r.code, 0, `${cmd} ${args.join(' ')}: ${r.err}`);
-  return r.out;
+  assert.equal(r.code, 0, `${cmd} ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
 }
 
-const inNs = (ns: string, cmd: string, args: string[], timeoutMs?: number): Promise<Run> => run('ip', ['netns', 'exec', ns, cmd, ...args], timeoutMs);
+const inNs = (ns: string, cmd: string, args: string[], timeoutMs?: number): Promise<CommandResult> => run('ip', ['netns', 'exec', ns, cmd, ...args], timeoutMs);
 
 let dir: string;
 const children: ChildProcess[] = [];
@@ -89,7 +68,7 @@ ${meshed}
 }
 
 async function metrics(ns: string): Promise<string> {
-  return (await inNs(ns, 'curl', ['-s', 'http://127.0.0.1:4191/metrics'])).out;
+  return (await inNs(ns, 'curl', ['-s', 'http://127.0.0.1:4191/metrics'])).stdout;
 }
 
 function sum(text: string, name: string, match: (labels: string) => boolean): number {
@@ -140,8 +119,8 @@ after(async () => {
 
 test('the client calls the server by its plain address; both proxies carry it, over mutual TLS', { timeout: 60_000 }, async () => {
   const r = await inNs(CLI, 'curl', ['-s', '--max-time', '5', `http://${SRV_IP}:8080/hello`]);
-  assert.equal(r.code, 0, `${r.err}\nclient proxy: ${stderrs.get('client-proxy')!()}\nserver proxy: ${stderrs.get('server-proxy')!()}`);
-  const seen = JSON.parse(r.out) as { port: number; from: string; id: string | null; url: string };
+  assert.equal(r.code, 0, `${r.stderr}\nclient proxy: ${stderrs.get('client-proxy')!()}\nserver proxy: ${stderrs.get('server-proxy')!()}`);
+  const seen = JSON.parse(r.stdout) as { port: number; from: string; id: string | null; url: string };
   assert.equal(seen.url, '/hello');
   // The app is reached by the server-side proxy over localhost, and learns the caller's identity.
   assert.equal(seen.from, '127.0.0.1');
@@ -155,7 +134,7 @@ test('the client calls the server by its plain address; both proxies carry it, o
 test('a destination no service owns goes straight through the client proxy (original destination)', { timeout: 60_000 }, async () => {
   // The server pod's own outbound traffic to the client pod's address: no service there lists it.
   const r = await inNs(SRV, 'curl', ['-s', '--max-time', '5', '-o', '/dev/null', '-w', '%{http_code}', `http://${CLI_IP}:4191/ready`]);
-  assert.equal(r.out, '200', r.err);
+  assert.equal(r.stdout, '200', r.stderr);
   const sm = await metrics(SRV);
   assert.ok(sum(sm, 'request_total', (l) => l.includes('direction="outbound"') && l.includes('backend="original-dst"')) >= 1, sm);
 });
@@ -163,8 +142,8 @@ test('a destination no service owns goes straight through the client proxy (orig
 test('a skipped port bypasses both proxies', { timeout: 60_000 }, async () => {
   const before = sum(await metrics(CLI), 'request_total', () => true);
   const r = await inNs(CLI, 'curl', ['-s', '--max-time', '5', `http://${SRV_IP}:9090/direct`]);
-  assert.equal(r.code, 0, r.err);
-  const seen = JSON.parse(r.out) as { from: string; id: string | null };
+  assert.equal(r.code, 0, r.stderr);
+  const seen = JSON.parse(r.stdout) as { from: string; id: string | null };
   assert.equal(seen.from, CLI_IP, 'the app sees the client pod itself');
   assert.equal(seen.id, null);
   assert.equal(sum(await metrics(CLI), 'request_total', () => true), before);
@@ -182,8 +161,8 @@ test('bowline init is idempotent, and --remove restores direct traffic', { timeo
   assert.doesNotMatch(nat, /BOWLINE/);
   const before = sum(await metrics(CLI), 'request_total', () => true);
   const r = await inNs(CLI, 'curl', ['-s', '--max-time', '5', `http://${SRV_IP}:8080/after`]);
-  assert.equal(r.code, 0, r.err);
-  assert.equal((JSON.parse(r.out) as { from: string }).from, CLI_IP, 'direct again');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((JSON.parse(r.stdout) as { from: string }).from, CLI_IP, 'direct again');
   assert.equal(sum(await metrics(CLI), 'request_total', () => true), before);
 });
 
@@ -193,11 +172,11 @@ test('without the UID exclusion the proxy refuses its own looped connections ins
     // A destination the proxy holds no connection to yet (port 9090 is not skipped by these rules):
     // its connection out is redirected back to it.
     const r = await inNs(CLI, 'curl', ['-s', '--max-time', '5', '-o', '/dev/null', '-w', '%{http_code}', `http://${SRV_IP}:9090/loop`]);
-    assert.match(r.out, /^5\d\d$/, `a failed answer, not a hang: ${r.out} ${r.err}`);
+    assert.match(r.stdout, /^5\d\d$/, `a failed answer, not a hang: ${r.stdout} ${r.stderr}`);
     await new Promise((res) => setTimeout(res, 300));
     const cm = await metrics(CLI);
     const loops = sum(cm, 'original_dst_loops_total', () => true);
-    assert.ok(loops >= 1 && loops <= 10, `loops refused: ${loops}; answer ${r.out}; client proxy: ${stderrs.get("client-proxy")!()}\n${cm.split("\n").filter((l) => /^(request_total|response_total|tcp_open_total|original)/.test(l)).join("\n")}`);
+    assert.ok(loops >= 1 && loops <= 10, `loops refused: ${loops}; answer ${r.stdout}; client proxy: ${stderrs.get("client-proxy")!()}\n${cm.split("\n").filter((l) => /^(request_total|response_total|tcp_open_total|original)/.test(l)).join("\n")}`);
   } finally {
     await must('ip', ['netns', 'exec', CLI, process.execPath, BIN, 'init', '--remove']);
   }
