@@ -239,7 +239,9 @@ export function translateXds(res: XdsResources, o: TranslateOptions): Translatio
     };
     if (typeof meta['defaultService'] === 'string') snap.defaultService = meta['defaultService'];
     if (snap.direction === 'inbound' && meta['policy'] !== undefined && policy === undefined) policy = readPolicy(meta['policy'], name).policy;
-    if (l.use_original_dst?.value === true) warnings.push(`listener "${name}": use_original_dst is not supported yet; it forwards only what its own filters say`);
+    // Connections redirected here go where they were going (their SO_ORIGINAL_DST), within this
+    // listener: Envoy hands them to a per-port listener instead (those are not bound, below).
+    if (l.use_original_dst?.value === true) snap.originalDst = true;
     if ((l.filter_chains?.length ?? 0) > 1) warnings.push(`listener "${name}": ${l.filter_chains!.length} filter chains; only the first without a filter_chain_match (or the default chain) is used`);
     for (const f of chain?.filters ?? []) {
       const type = anyType(f.typed_config);

@@ -162,6 +162,8 @@ function listenerMessage(l: ListenerSnapshot, policy: PolicySnapshot | undefined
     address: { socket_address: { address: l.address.host, port_value: l.address.port } },
     traffic_direction: l.direction === 'inbound' ? 'INBOUND' : 'OUTBOUND',
     filter_chains: [{ filters: [filter] }],
+    // Redirected connections (bowline init): Envoy's way to say "go where it was going".
+    ...(l.originalDst === true ? { use_original_dst: { value: true } } : {}),
     metadata: metadata(bowline),
   };
 }

@@ -249,3 +249,23 @@ routes:
   const plain = translateXds({ ...res, routes: new Map([['out', route]]) }, { version: 'y', zone: '', allowMissing: false }).snapshot!;
   assert.deepEqual(plain.routes.find((r) => r.name === 'r/0')!.retry!.on, ['cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable', 'reset']);
 });
+
+test('a listener that takes redirected connections (originalDst) round-trips as Envoy use_original_dst', () => {
+  const mesh = parseConfigText(
+    `
+listeners:
+  - { name: out, address: 127.0.0.1:4140, originalDst: true }
+  - { name: plain, address: 127.0.0.1:4150, defaultService: app }
+services:
+  - { name: app, endpoints: [{ address: 127.0.0.1:8080 }] }
+`,
+    'mesh.yaml',
+    'v1',
+  );
+  const res = received(mesh, '');
+  assert.equal((res.listeners.get('out') as E.Listener).use_original_dst?.value, true);
+  assert.equal((res.listeners.get('plain') as E.Listener).use_original_dst, undefined);
+  const s = translateXds(res, { version: 'x1', zone: '', allowMissing: false }).snapshot!;
+  assert.equal(s.listeners.find((l) => l.name === 'out')!.originalDst, true);
+  assert.equal(s.listeners.find((l) => l.name === 'plain')!.originalDst, undefined);
+});
