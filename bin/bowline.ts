@@ -17,6 +17,7 @@ Usage:
   bowline proxy --bootstrap FILE [options]
   bowline proxy --listen HOST:PORT --to HOST:PORT[@ZONE] [--to ...] [options]
   bowline control --config MESH_FILE [options]
+  bowline inject FILE|- [options]
   bowline demo
 
 Options:
@@ -27,8 +28,9 @@ Options:
                        the token in F (re-read at each renewal); /ready waits for it
   --listen HOST:PORT   one-line mode: listen here ...
   --to HOST:PORT[@Z]   ... and forward to this upstream (repeatable; @ZONE tags its zone)
-  --zone ZONE          this proxy's zone (default: $BOWLINE_ZONE); with zones on the --to
-                       endpoints, traffic stays in it and spills over only under load (HAZL)
+  --zone ZONE          this proxy's zone (default: $BOWLINE_ZONE; with --bootstrap, when the
+                       bootstrap's node has no locality.zone); with zones on the endpoints,
+                       traffic stays in it and spills over only under load (HAZL)
   --balancer KIND      p2c-ewma (default: P2C over peak-EWMA latency), least-request or
                        round-robin (one-line mode)
   --upstream-protocol P
@@ -42,12 +44,13 @@ Options:
 Control plane:
   bowline control --config MESH_FILE [--listen HOST:PORT] [--admin HOST:PORT] [--build-threads N]
                   [--ca-dir DIR [--generate-ca] [--trust-domain D] [--leaf-ttl-s S]
-                   (--token-secret FILE | --kubernetes-tokens)]
+                   (--token-secret FILE | --kubernetes-tokens [--token-audience AUD])]
       xDS v3 server (ADS state-of-the-world and delta, per-type services) for Bowline proxies,
       Envoy and gRPC proxyless clients. MESH_FILE uses the --config language and is watched.
       Defaults: listen 127.0.0.1:18000, admin 127.0.0.1:9901 (/metrics /ready /live /config_dump).
       With --ca-dir it also issues workload certificates (SPIFFE IDs in trust domain D, default
-      cluster.local) to proxies that prove their identity with a token.
+      cluster.local) to proxies that prove their identity with a token (Kubernetes tokens: for
+      audience AUD, "bowline" for injected proxies; default the API server's).
       The directory is watched: an issuer replaced there signs the next certificates.
   bowline ca (rotate-issuer | rotate-anchor | retire-anchors | show) --ca-dir DIR
       rotate-issuer: a new issuer signed by the anchor (leaves under the old one stay valid);
@@ -64,6 +67,18 @@ Sidecar:
       namespace: inbound TCP to the proxy's inbound port, outbound TCP to its outbound port, except
       the proxy's own UID, loopback and skipped ports and networks. Idempotent; --remove undoes it.
       The proxy's listeners take them with originalDst: true.
+  bowline inject FILE|- [--image IMAGE] [--native-sidecar] [--proxy-workers N]
+                 [--proxy-cpu-request Q] [--proxy-cpu-limit Q] [--proxy-memory-request Q]
+                 [--proxy-memory-limit Q]
+      Kubernetes manifests (a file, or - for stdin) to stdout with the proxy added to every
+      Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob and Pod (also inside a List):
+      the bowline-init and bowline-proxy containers (image IMAGE, default
+      ghcr.io/bowline-mesh/bowline:VERSION). Injecting again replaces them. Pod annotations:
+      bowline.io/inject: disabled (left alone), bowline.io/skip-inbound-ports,
+      bowline.io/skip-outbound-ports, bowline.io/opaque-ports (comma lists of ports).
+      --native-sidecar runs the proxy as a Kubernetes sidecar (an init container that keeps
+      running; Kubernetes 1.29+), as Jobs and CronJobs always do. Proxy resources default to
+      requests cpu 100m, memory 128Mi and a 256Mi memory limit ("" drops a limit).
 `;
 
 function fail(msg: string): never {
@@ -135,7 +150,7 @@ async function proxy(argv: string[]): Promise<void> {
     if (values.config !== undefined || values.listen !== undefined || values.to !== undefined) fail('--bootstrap cannot be combined with --config or --listen/--to');
     // Loaded only in this mode: gRPC and protobufjs stay out of the file and one-line modes.
     const { xdsSource } = await import('./xds-source');
-    const x = xdsSource(values.bootstrap, log, values['identity-token']);
+    const x = xdsSource(values.bootstrap, log, values['identity-token'], values.zone ?? process.env['BOWLINE_ZONE']);
     source = x.source;
     if (values.admin === undefined && x.admin !== null) admin = x.admin;
   } else if (values.config !== undefined) {
@@ -168,6 +183,74 @@ async function proxy(argv: string[]): Promise<void> {
   } catch (e) {
     if ((e as Error).name === 'ConfigError') process.stderr.write(`bowline: invalid config:\n${(e as Error).message}\n`);
     else process.stderr.write(`bowline: ${(e as Error).message}\n`);
+    process.exit(1);
+  }
+}
+
+async function inject(argv: string[]): Promise<void> {
+  const options = {
+    image: { type: 'string' },
+    'native-sidecar': { type: 'boolean', default: false },
+    'proxy-workers': { type: 'string' },
+    'proxy-cpu-request': { type: 'string' },
+    'proxy-cpu-limit': { type: 'string' },
+    'proxy-memory-request': { type: 'string' },
+    'proxy-memory-limit': { type: 'string' },
+  } as const;
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options, strict: true });
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  const { values: v, positionals } = parsed;
+  if (positionals.length !== 1) fail('inject needs one FILE, or - for stdin');
+  const [{ readFileSync }, { join }, { defaultInjectOptions, isQuantity }, { describeReport, injectManifests }] = await Promise.all([
+    import('node:fs'),
+    import('node:path'),
+    import('../workers/inject/sidecar'),
+    import('../workers/inject/inject'),
+  ]);
+  const { version } = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+  const o = defaultInjectOptions(version);
+  if (v.image !== undefined) o.image = v.image;
+  o.nativeSidecar = v['native-sidecar'];
+  if (v['proxy-workers'] !== undefined) {
+    o.proxyWorkers = Number(v['proxy-workers']);
+    if (!Number.isInteger(o.proxyWorkers) || o.proxyWorkers < 1) fail(`--proxy-workers must be a whole number >= 1, got "${v['proxy-workers']}"`);
+  }
+  const quantities = [
+    ['proxy-cpu-request', 'cpuRequest', false],
+    ['proxy-cpu-limit', 'cpuLimit', true],
+    ['proxy-memory-request', 'memoryRequest', false],
+    ['proxy-memory-limit', 'memoryLimit', true],
+  ] as const;
+  for (const [flag, key, optional] of quantities) {
+    const q = v[flag];
+    if (q === undefined) continue;
+    if (!(isQuantity(q) || (optional && q === ''))) fail(`--${flag} must be a Kubernetes quantity (e.g. 100m, 128Mi)${optional ? ' or ""' : ''}, got "${q}"`);
+    o.resources[key] = q;
+  }
+  const file = positionals[0]!;
+  let text: string;
+  try {
+    if (file === '-') {
+      const chunks: Buffer[] = [];
+      for await (const c of process.stdin) chunks.push(c as Buffer);
+      text = Buffer.concat(chunks).toString('utf8');
+    } else {
+      text = readFileSync(file, 'utf8');
+    }
+  } catch (e) {
+    process.stderr.write(`bowline inject: ${(e as Error).message}\n`);
+    process.exit(1);
+  }
+  try {
+    const { output, reports } = injectManifests(text, o);
+    process.stdout.write(output);
+    for (const r of reports) process.stderr.write(`${describeReport(r)}\n`);
+  } catch (e) {
+    process.stderr.write(`bowline inject: ${file === '-' ? 'stdin' : file}: ${(e as Error).message}\n`);
     process.exit(1);
   }
 }
@@ -280,6 +363,8 @@ async function main(): Promise<void> {
       }
       return;
     }
+    case 'inject':
+      return inject(rest);
     case 'control': {
       // Loaded only for this command: gRPC and protobufjs stay out of the proxy.
       const { control } = await import('./control');

@@ -27,6 +27,7 @@ export async function control(argv: string[], fail: (msg: string) => never): Pro
         'trust-domain': { type: 'string', default: 'cluster.local' },
         'token-secret': { type: 'string' },
         'kubernetes-tokens': { type: 'boolean', default: false },
+        'token-audience': { type: 'string', multiple: true },
         'leaf-ttl-s': { type: 'string', default: '86400' },
       },
       strict: true,
@@ -50,7 +51,11 @@ export async function control(argv: string[], fail: (msg: string) => never): Pro
     const { CertificateAuthority } = await import('../xds/server/ca/authority');
     const { KubernetesTokenVerifier, SignedTokenVerifier } = await import('../xds/server/ca/token-verifier');
     if ((values['token-secret'] === undefined) === (values['kubernetes-tokens'] !== true)) fail('with --ca-dir, give one of --token-secret FILE or --kubernetes-tokens');
-    const verifier = values['token-secret'] !== undefined ? new SignedTokenVerifier(values['token-secret']) : new KubernetesTokenVerifier();
+    const audiences = values['token-audience'];
+    if (audiences !== undefined && values['token-secret'] !== undefined) fail('--token-audience goes with --kubernetes-tokens');
+    // Injected proxies send a token projected for audience "bowline": TokenReview accepts it only
+    // when asked for that audience (without one it checks for the API server's).
+    const verifier = values['token-secret'] !== undefined ? new SignedTokenVerifier(values['token-secret']) : new KubernetesTokenVerifier({ audiences });
     const ttl = Number(values['leaf-ttl-s']);
     if (!(ttl >= 1)) fail(`--leaf-ttl-s must be a number of seconds >= 1, got "${values['leaf-ttl-s']}"`);
     const ca = await CertificateAuthority.open({ dir: values['ca-dir'], trustDomain: values['trust-domain'], generate: values['generate-ca'], leafTtlMs: ttl * 1000, log });

@@ -9,8 +9,13 @@ import { IdentityClient } from '../xds/client/identity-client';
 
 type Log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
-export function xdsSource(file: string, log: Log, identityTokenFile?: string): { source: ConfigSource; admin: { host: string; port: number } | null } {
+/**
+ * The config source of a bootstrap file. `zone` stands in for a node without locality.zone: a
+ * bootstrap shared by a namespace's pods cannot name each one's zone, their environment can.
+ */
+export function xdsSource(file: string, log: Log, identityTokenFile?: string, zone?: string): { source: ConfigSource; admin: { host: string; port: number } | null } {
   const b = loadBootstrap(file);
+  if (b.node.zone === '' && zone !== undefined) b.node.zone = zone;
   if (b.ads === null) throw new Error(`${file}: dynamic_resources.ads_config is needed (static-only bootstraps are not supported; use --config)`);
   if (b.ignored.length > 0) log('info', 'bootstrap fields ignored (they do not change traffic)', { fields: b.ignored });
   return xdsSourceFor(b, log, identityTokenFile);

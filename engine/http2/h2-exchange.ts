@@ -21,6 +21,7 @@ import { AttemptFailure, type CompiledRetry } from '../retry/retry-policy';
 import type { CompiledRoute } from '../router/route-table';
 import { grpcServerFailure, grpcShed, grpcStatusOf, isGrpc, parseGrpcTimeout } from './grpc';
 import { H1Call, http1RequestHead } from './h1-call';
+import { debugEnabled, debugLog } from '../debug';
 import { H2Error } from './codec/frames';
 import type { H2ServerStream, OutHeaders, StreamOwner } from './codec/server-stream';
 import { type CallOwner, H2Call, type HeaderBlock, type UpstreamCall } from './upstream-call';
@@ -31,6 +32,7 @@ export const CLIENT_ID_HEADER = 'l5d-client-id';
 export const ORIG_PROTO_HEADER = 'l5d-orig-proto';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'TRACE']);
+const DEBUG = debugEnabled('h2');
 
 /** What an exchange needs of the client connection that carries it. */
 export interface H2Connection {
@@ -392,7 +394,7 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
     }
     if (started || this.responded) {
       // Part of the answer went out: the client's stream is reset, as the upstream's was.
-      this.resetClient();
+      this.resetClient(`upstream failed mid-answer: ${errorInfo(code).name}`);
       this.finish(false, errorInfo(code).name, -1);
       return;
     }
@@ -517,8 +519,9 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
     this.finish(false, info.name, gs);
   }
 
-  private resetClient(): void {
+  private resetClient(why = ''): void {
     const s = this.stream;
+    if (DEBUG) debugLog('h2', `stream ${s.id} ${String(this.headers[':path'])}: reset by the proxy (${why || new Error('reset').stack})`);
     if (!s.destroyed && !s.closed) s.close(H2Error.InternalError);
   }
 
@@ -599,7 +602,7 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
     const had = this.call !== null;
     this.dropCall(code === ErrorCode.ConnectTimeout ? Outcome.ConnectFailure : code === ErrorCode.RequestTimeout ? Outcome.Cancelled : Outcome.Failure);
     if (this.responded) {
-      this.resetClient();
+      this.resetClient(`timeout mid-answer: ${errorInfo(code).name}`);
       this.finish(false, errorInfo(code).name, -1);
       return;
     }
@@ -637,7 +640,7 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
     this.ctx.internalError('h2-exchange', e);
     try {
       this.dropCall(Outcome.Cancelled);
-      this.resetClient();
+      this.resetClient(`internal error: ${(e as Error)?.message}`);
     } finally {
       this.finish(false, 'internal-error', -1);
     }

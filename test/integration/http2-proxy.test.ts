@@ -118,7 +118,8 @@ routes:
   - name: auto
     backendRefs: [{ name: h2svc }]
 `);
-  proxy = await startProxy(['--config', cfg.file, '--workers', '1']);
+  // h2 tracing on: a reset stream explains itself in the proxy's stderr (shown when a test fails).
+  proxy = await startProxy(['--config', cfg.file, '--workers', '1'], { env: { BOWLINE_DEBUG: 'h2' } });
 });
 
 after(async () => {
@@ -174,7 +175,7 @@ test('flow control runs end to end: a client that does not read holds the upstre
     const done = new Promise<void>((resolve, reject) => {
       req.on('data', (d: Buffer) => (got += d.length));
       req.on('end', () => resolve());
-      req.on('error', reject);
+      req.on('error', (e: Error) => reject(new Error(`${e.message} after ${got} bytes; proxy stderr:\n${proxy.stderr().slice(-4000)}`)));
     });
     req.resume();
     await done;

@@ -7,6 +7,7 @@
 import type * as net from 'node:net';
 import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, Flag, FrameType, H2Error, MAX_WINDOW, PREFACE, Setting } from './frames';
 import { ConnectionRecvWindow, creditStreamWindow, type FlowConnection, FlowStream, sendPending } from './flow';
+import { debugEnabled, debugLog } from '../../debug';
 import { FrameWriter } from './frame-writer';
 import { HpackDecoder, HpackEncoder, HpackError } from './hpack';
 
@@ -30,6 +31,7 @@ export interface ClientStreamOwner {
 }
 
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host']);
+const DEBUG = debugEnabled('h2');
 const NAME_OK = new Uint8Array(256);
 for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") NAME_OK[c.charCodeAt(0)] = 1;
 
@@ -234,6 +236,7 @@ export class H2ClientConnection implements FlowConnection {
         const st = this.streams.get(id);
         if (st === undefined) return;
         const code = buf.readUInt32BE(s);
+        if (DEBUG) debugLog('h2', `upstream stream ${id}: RST_STREAM ${code} from the server`);
         const o = st.owner;
         this.closeStream(st);
         o?.onReset(code, code === H2Error.RefusedStream);
@@ -426,6 +429,7 @@ export class H2ClientConnection implements FlowConnection {
   }
 
   private streamFail(st: H2ClientStream, code: number): void {
+    if (DEBUG) debugLog('h2', `upstream stream ${st.id}: we reset it (code ${code}): ${new Error('why').stack}`);
     const o = st.owner;
     this.reset(st, code);
     o?.onReset(code, false);
@@ -466,6 +470,7 @@ export class H2ClientConnection implements FlowConnection {
   /** Closes the connection with GOAWAY (NO_ERROR unless `code` says otherwise). */
   close(code: H2Error = H2Error.NoError): void {
     if (this.closed) return;
+    if (DEBUG && code !== H2Error.NoError) debugLog('h2', `upstream connection: GOAWAY code ${code}: ${new Error('why').stack}`);
     this.out.frame64(FrameType.GoAway, 0, 0, code);
     this.out.flush();
     this.socket.end();
@@ -475,6 +480,7 @@ export class H2ClientConnection implements FlowConnection {
 
   /** The socket closed under us. */
   socketClosed(): void {
+    if (DEBUG && !this.closed) debugLog('h2', `upstream connection closed with ${this.streams.size} streams open`);
     this.ended();
   }
 
