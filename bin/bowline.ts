@@ -39,6 +39,9 @@ Options:
   --workers N          engine worker threads (default: one per core, ${availableParallelism()} here)
   --admin HOST:PORT    admin listener for /metrics /ready /live /config_dump (default 127.0.0.1:4191)
   --drain-grace-ms MS  on SIGTERM, how long in-flight requests may take (default 10000)
+  --opaque-ports P,... ports whose traffic is opaque TCP, never detected (default:
+                       $BOWLINE_OPAQUE_PORTS), added to the config's opaquePorts; for redirected
+                       connections the port is the original destination's
   -h, --help           this text
 
 Control plane:
@@ -128,6 +131,7 @@ async function proxy(argv: string[]): Promise<void> {
       workers: { type: 'string' },
       admin: { type: 'string' },
       'drain-grace-ms': { type: 'string', default: '10000' },
+      'opaque-ports': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -169,6 +173,14 @@ async function proxy(argv: string[]): Promise<void> {
     if (!isUpstreamProtocol(upstreamProtocol)) fail(`--upstream-protocol must be http1, h2c or auto, got "${upstreamProtocol}"`);
     snapshot = oneLineSnapshot({ listen: addr('--listen', values.listen, 0), to, zone: values.zone ?? process.env['BOWLINE_ZONE'] ?? '', balancer, upstreamProtocol });
   }
+  // Ports whose traffic is opaque TCP whatever it looks like (`bowline inject` passes a pod's
+  // bowline.io/opaque-ports annotation as BOWLINE_OPAQUE_PORTS), added to the config's own.
+  const opaqueText = values['opaque-ports'] ?? process.env['BOWLINE_OPAQUE_PORTS'] ?? '';
+  const opaquePorts = opaqueText.split(',').map((x) => x.trim()).filter((x) => x !== '').map((x) => {
+    const n = Number(x);
+    if (!Number.isInteger(n) || n < 1 || n > 65535) fail(`--opaque-ports (or BOWLINE_OPAQUE_PORTS): "${x}" is not a port`);
+    return n;
+  });
   try {
     const p = await runProxy({
       configFile: values.config,
@@ -177,6 +189,7 @@ async function proxy(argv: string[]): Promise<void> {
       workers,
       admin,
       drainGraceMs: grace,
+      opaquePorts,
       testHooks: process.env.BOWLINE_TEST_HOOKS === '1',
     });
     handleSignals(p);

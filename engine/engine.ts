@@ -99,6 +99,7 @@ export class Engine implements ProxyContext {
   private readonly ownPorts: Uint8Array;
   /** Some listener takes redirected connections: upstream sockets' ports are recorded for loop checks. */
   private interception = false;
+  private opaquePorts = new Set<number>();
 
   constructor(opts: EngineOptions = {}) {
     this.clock = opts.clock ?? systemClock;
@@ -240,6 +241,7 @@ export class Engine implements ProxyContext {
     this.clusters = clusters;
     this.lastSnapshot = s;
     this.interception = s.listeners.some((l) => l.originalDst === true);
+    this.opaquePorts = new Set(s.opaquePorts);
     this.listeners = listeners;
     this.version = s.version;
     this.generation++;
@@ -455,6 +457,9 @@ export class Engine implements ProxyContext {
       this.onClientCountChange?.(this.clients.size);
     });
     socket.setNoDelay(true);
+    // A redirected connection to an opaque port is opaque whatever listener took it.
+    const od = inbound.originalDst;
+    if (od !== null && !lr.opaque && this.opaquePorts.has(od[1])) lr = { ...lr, opaque: true };
     if (lr.opaque && (lr.direction !== 'inbound' || this.meshTls === null)) {
       new TcpForward(this, inbound, lr, this.clusterFor(lr, inbound.originalDst), null);
     } else if (lr.snapshot.protocol === 'http1') {

@@ -32,6 +32,8 @@ export interface ProxyRunOptions {
   admin: SocketAddress;
   drainGraceMs: number;
   testHooks?: boolean;
+  /** Opaque ports added to every snapshot's own (--opaque-ports, BOWLINE_OPAQUE_PORTS). */
+  opaquePorts?: number[];
 }
 
 export interface RunningProxy {
@@ -88,14 +90,19 @@ export async function runProxy(o: ProxyRunOptions): Promise<RunningProxy> {
   } else {
     initial = o.snapshot!;
   }
-  await supervisor.start(normaliseListenHosts(initial));
+  const extraOpaque = o.opaquePorts ?? [];
+  const prepare = (s: EngineSnapshot): EngineSnapshot => {
+    const n = normaliseListenHosts(s);
+    return extraOpaque.length === 0 ? n : { ...n, opaquePorts: [...new Set([...n.opaquePorts, ...extraOpaque])] };
+  };
+  await supervisor.start(prepare(initial));
 
   // Reloads are applied one at a time, in order; a bad file never replaces the config in force.
   let chain = Promise.resolve();
   const reload = (s: EngineSnapshot): void => {
     chain = chain.then(async () => {
       try {
-        await supervisor.apply(normaliseListenHosts(s));
+        await supervisor.apply(prepare(s));
         reloads.applied++;
         log('info', 'config reloaded', { version: s.version });
       } catch (e) {

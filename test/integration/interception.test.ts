@@ -95,6 +95,9 @@ before(async () => {
   const app = `require('http').createServer((q, s) => s.end(JSON.stringify({ port: +process.argv[1], from: q.socket.remoteAddress, id: q.headers['l5d-client-id'] || null, url: q.url }))).listen(+process.argv[1], '0.0.0.0', () => console.log('listening'))`;
   await startIn(SRV, 'app8080', ['-e', app, '8080'], /listening/);
   await startIn(SRV, 'app9090', ['-e', app, '9090'], /listening/);
+  // A TCP service on an opaque port: it echoes what it gets, after a greeting of its own.
+  const echo = `require('net').createServer((c) => { c.write('hi '); c.pipe(c); }).listen(7070, '0.0.0.0', () => console.log('listening'))`;
+  await startIn(SRV, 'echo7070', ['-e', echo], /listening/);
   // Key files readable by the proxy's UID.
   for (const f of readdirSync(dir)) if (f.endsWith('.key') || f.endsWith('.crt')) chmodSync(join(dir, f), 0o644);
   const srvCfg = join(dir, 'server.yaml');
@@ -104,8 +107,8 @@ before(async () => {
   writeFileSync(cliCfg, proxyConfig('web', ids['web']!, `  - { name: api, identity: "spiffe://mesh.test/ns/shop/sa/api", endpoints: [{ address: "${SRV_IP}:8080" }] }`));
   chmodSync(srvCfg, 0o644);
   chmodSync(cliCfg, 0o644);
-  await startIn(SRV, 'server-proxy', [BIN, 'proxy', '--config', srvCfg, '--workers', '1', '--admin', '0.0.0.0:4191'], /admin on/, true);
-  await startIn(CLI, 'client-proxy', [BIN, 'proxy', '--config', cliCfg, '--workers', '1', '--admin', '0.0.0.0:4191'], /admin on/, true);
+  await startIn(SRV, 'server-proxy', [BIN, 'proxy', '--config', srvCfg, '--workers', '1', '--admin', '0.0.0.0:4191', '--opaque-ports', '7070'], /admin on/, true);
+  await startIn(CLI, 'client-proxy', [BIN, 'proxy', '--config', cliCfg, '--workers', '1', '--admin', '0.0.0.0:4191', '--opaque-ports', '7070'], /admin on/, true);
   await must('ip', ['netns', 'exec', SRV, process.execPath, BIN, 'init', '--proxy-uid', String(PROXY_UID), '--skip-inbound-ports', '4190,4191,9090']);
   await must('ip', ['netns', 'exec', CLI, process.execPath, BIN, 'init', '--proxy-uid', String(PROXY_UID), '--skip-outbound-ports', '9090']);
 });
@@ -137,6 +140,18 @@ test('a destination no service owns goes straight through the client proxy (orig
   assert.equal(r.stdout, '200', r.stderr);
   const sm = await metrics(SRV);
   assert.ok(sum(sm, 'request_total', (l) => l.includes('direction="outbound"') && l.includes('backend="original-dst"')) >= 1, sm);
+});
+
+test('an opaque port (--opaque-ports, as bowline inject passes it) is carried as TCP by both proxies, never parsed', { timeout: 60_000 }, async () => {
+  const tcp = (m: string): number => sum(m, 'tcp_open_total', () => true);
+  const [c0, s0] = [tcp(await metrics(CLI)), tcp(await metrics(SRV))];
+  // Not valid HTTP (a control character in a field): a proxy that parsed it would answer 400.
+  const client = `const s = require('net').connect(7070, '${SRV_IP}', () => s.write('GET / HTTP/1.1\\r\\nX: \\x01\\r\\n\\r\\n')); let got = ''; s.on('data', (d) => { got += d; if (got.length >= 31) { console.log(JSON.stringify(got)); s.destroy(); } }); setTimeout(() => { console.log(JSON.stringify(got)); process.exit(0); }, 3000);`;
+  const r = await inNs(CLI, process.execPath, ['-e', client]);
+  assert.equal(JSON.parse(r.stdout.trim()), 'hi GET / HTTP/1.1\r\nX: \x01\r\n\r\n', r.stderr);
+  // Both proxies opened connections for it (client side out, server side in and to the app).
+  assert.ok(tcp(await metrics(CLI)) > c0, 'through the client proxy');
+  assert.ok(tcp(await metrics(SRV)) > s0, 'through the server proxy');
 });
 
 test('a skipped port bypasses both proxies', { timeout: 60_000 }, async () => {
