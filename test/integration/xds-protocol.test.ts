@@ -88,10 +88,40 @@ after(async () => {
   cfg?.remove();
 });
 
-function clientFor(service: string): grpc.Client & Record<string, (...a: unknown[]) => unknown> {
+function clientFor(service: string, port = cp.port): grpc.Client & Record<string, (...a: unknown[]) => unknown> {
   const C = grpc.makeGenericClientConstructor(serviceDefinition(service), service);
-  return new C(`127.0.0.1:${cp.port}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & Record<string, (...a: unknown[]) => unknown>;
+  return new C(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & Record<string, (...a: unknown[]) => unknown>;
 }
+
+test('delta: a wildcard subscription to a type the mesh has none of gets an empty answer at once (no services: no CDS)', { timeout: 20_000 }, async () => {
+  // Regression: no response at all made a proxy wait its 15 s first-snapshot timeout.
+  const empty = new TempConfig('listeners: [{ name: out, address: 127.0.0.1:0, originalDst: true }]\nservices: []\n');
+  const cp2 = new ControlPlane({ source: new FileMeshSource(empty.file), listen: '127.0.0.1:0', buildThreads: 0, log: () => {} });
+  await cp2.start();
+  const ads = clientFor(ADS_SERVICE, cp2.port);
+  const call = ads['DeltaAggregatedResources']!() as grpc.ClientDuplexStream<unknown, { type_url: string; resources?: { name: string }[]; removed_resources?: string[]; nonce: string }>;
+  call.on('error', () => {});
+  const responses: { type_url: string; resources?: { name: string }[]; nonce: string }[] = [];
+  call.on('data', (r: { type_url: string; resources?: { name: string }[]; nonce: string }) => responses.push(r));
+  try {
+    call.write({ node: { id: 'e' }, type_url: CDS_TYPE });
+    call.write({ node: { id: 'e' }, type_url: LDS_TYPE });
+    await eventually(() => responses.length >= 2, 5000, 'an answer for CDS and LDS');
+    const cds = responses.find((r) => r.type_url === CDS_TYPE)!;
+    assert.deepEqual(cds.resources ?? [], []);
+    assert.ok(cds.nonce !== '');
+    assert.deepEqual((responses.find((r) => r.type_url === LDS_TYPE)!.resources ?? []).map((x) => x.name), ['out']);
+    // ACKed: nothing more while nothing changes (an empty answer is sent once, not on every push).
+    call.write({ type_url: CDS_TYPE, response_nonce: cds.nonce });
+    await new Promise((res) => setTimeout(res, 300));
+    assert.equal(responses.filter((r) => r.type_url === CDS_TYPE).length, 1);
+  } finally {
+    call.cancel();
+    ads.close();
+    await cp2.stop();
+    empty.remove();
+  }
+});
 
 test('the per-type services answer like ADS: FetchClusters and StreamEndpoints', { timeout: 20_000 }, async () => {
   const cds = clientFor('envoy.service.cluster.v3.ClusterDiscoveryService');

@@ -299,6 +299,11 @@ interface DeltaState {
   reportedMissing: Set<string>;
   nonce: string;
   sentAtMs: number;
+  /**
+   * A response went out for this type: until then even an empty one is sent, so that a client
+   * subscribed to a type the mesh has none of (no services: no CDS) learns it and stops waiting.
+   */
+  answered: boolean;
 }
 
 export class DeltaStream extends DiscoveryStream {
@@ -321,7 +326,7 @@ export class DeltaStream extends DiscoveryStream {
     const unsub = req.resource_names_unsubscribe ?? [];
     if (st === undefined) {
       const initial = new Map(Object.entries(req.initial_resource_versions ?? {}));
-      st = { subscribed: new Set(), wildcard: sub.length === 0 && (type === LDS_TYPE || type === CDS_TYPE), synced: null, initial, reportedMissing: new Set(), nonce: '', sentAtMs: 0 };
+      st = { subscribed: new Set(), wildcard: sub.length === 0 && (type === LDS_TYPE || type === CDS_TYPE), synced: null, initial, reportedMissing: new Set(), nonce: '', sentAtMs: 0, answered: false };
       this.types.set(type, st);
     } else {
       const verdict = this.settle(type, req, st.nonce, st.sentAtMs);
@@ -397,7 +402,8 @@ export class DeltaStream extends DiscoveryStream {
   }
 
   private sendDelta(type: ResourceType, st: DeltaState, snap: XdsSnapshot, changed: EncodedResource[], removed: string[]): void {
-    if (changed.length === 0 && removed.length === 0) return;
+    if (changed.length === 0 && removed.length === 0 && st.answered) return;
+    st.answered = true;
     const key = `delta|${type}|${changed.map((r) => `${r.name}@${r.version}`).join(',')}|${removed.join(',')}`;
     const { bytes, nonce } = cached(snap, key, this.ctx.nextNonce, (n) =>
       preEncode(DELTA_DISCOVERY_RESPONSE, {
