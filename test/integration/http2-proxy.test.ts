@@ -5,7 +5,10 @@
 
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
@@ -320,5 +323,44 @@ test('one-line mode: HTTP/1.1 and h2c on the same port; --upstream-protocol pick
   } finally {
     await h2.stop();
     await h1.stop();
+  }
+});
+
+test('an upstream that resets with NO_ERROR right after a complete answer: the client still gets all of it (regression)', { timeout: 30_000 }, async () => {
+  // The answer is held in the proxy while the client does not read; the reset (RFC 9113 8.1) must
+  // not throw the held rest away. node:http2 servers end streams this way under flow control.
+  const body = 900_000;
+  const py = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+  const upstream = spawn(py, [resolve(__dirname, '../../../test/fixtures/h2-rst-after-end.py'), String(body)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const port = await new Promise<number>((res, rej) => {
+      upstream.stdout!.once('data', (d: Buffer) => res(Number(d.toString().trim())));
+      upstream.once('exit', (c) => rej(new Error(`upstream exited ${c}`)));
+    });
+    const p = await startProxy(['--listen', '127.0.0.1:0', '--to', `127.0.0.1:${port}`, '--upstream-protocol', 'h2c', '--workers', '1']);
+    try {
+      for (let i = 0; i < 3; i++) {
+        const s = await h2connect(Object.values(p.ports)[0]!);
+        try {
+          const req = s.request({ ':path': `/held/${i}` });
+          req.pause();
+          await new Promise((r) => setTimeout(r, 300));
+          const got = await new Promise<number>((res, rej) => {
+            let n = 0;
+            req.on('data', (d: Buffer) => (n += d.length));
+            req.on('end', () => res(n));
+            req.on('error', (e: Error) => rej(new Error(`${e.message} after ${n} bytes`)));
+            req.resume();
+          });
+          assert.equal(got, body);
+        } finally {
+          await closeSession(s);
+        }
+      }
+    } finally {
+      await p.stop();
+    }
+  } finally {
+    upstream.kill();
   }
 });

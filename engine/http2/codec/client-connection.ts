@@ -237,6 +237,16 @@ export class H2ClientConnection implements FlowConnection {
         if (st === undefined) return;
         const code = buf.readUInt32BE(s);
         if (DEBUG) debugLog('h2', `upstream stream ${id}: RST_STREAM ${code} from the server`);
+        if (code === H2Error.NoError && st.remoteEnded) {
+          // The whole answer is here (some of it perhaps still held for a paused owner): a server may
+          // end the stream this way after a complete response (RFC 9113 8.1; node:http2 servers do).
+          // Only our side stops; the answer is delivered to its end as usual.
+          st.dropOutgoing();
+          st.localEnded = true;
+          // Closed now if the owner had the end already; else once the held rest reaches it (endStream).
+          if (st.endTaken) this.maybeClose(st);
+          return;
+        }
         const o = st.owner;
         this.closeStream(st);
         o?.onReset(code, code === H2Error.RefusedStream);

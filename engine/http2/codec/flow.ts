@@ -40,6 +40,8 @@ export abstract class FlowStream {
   needsDrain = false;
   private held: Buffer[] | null = null;
   private heldEnd = false;
+  /** The peer's END_STREAM was given to the owner (not merely received: it may wait behind held data). */
+  endTaken = false;
 
   constructor(
     readonly id: number,
@@ -85,6 +87,7 @@ export abstract class FlowStream {
     if (this.paused) return;
     if (this.heldEnd) {
       this.heldEnd = false;
+      this.endTaken = true;
       this.takeEnd();
     }
     this.flow.creditStream(this);
@@ -105,15 +108,25 @@ export abstract class FlowStream {
   /** The peer's END_STREAM: taken now, or after the held data. */
   deliverEnd(): void {
     if (this.paused || this.held !== null) this.heldEnd = true;
-    else this.takeEnd();
+    else {
+      this.endTaken = true;
+      this.takeEnd();
+    }
   }
 
-  /** Releases outgoing chunks that will never be sent, and held ones (their bytes go back to the connection window). */
-  dropPending(): void {
+  /** Releases outgoing chunks that will never be sent. */
+  dropOutgoing(): void {
     const cbs = this.pendingCbs;
     this.pending = [];
     this.pendingCbs = [];
     this.pendingBytes = 0;
+    this.endQueued = false;
+    for (const cb of cbs) cb?.();
+  }
+
+  /** Releases outgoing chunks that will never be sent, and held ones (their bytes go back to the connection window). */
+  dropPending(): void {
+    this.dropOutgoing();
     const held = this.held;
     this.held = null;
     if (held !== null) {
@@ -121,7 +134,6 @@ export abstract class FlowStream {
       for (const c of held) n += c.length;
       this.flow.consumed(n);
     }
-    for (const cb of cbs) cb?.();
   }
 }
 
