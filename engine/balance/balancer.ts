@@ -81,6 +81,16 @@ export class Balancer {
     this.epoch = o.epoch ?? new HealthEpoch();
   }
 
+  /**
+   * pick() for a retry: another endpoint than `previous` (the one that just failed) when the service
+   * has others, unless the pick is a recovery probe. lastPickWasProbe tells which it was.
+   */
+  pickAvoiding(previous: Endpoint | null): Endpoint | null {
+    const e = this.pick();
+    if (e !== null && e === previous && this.endpoints.length > 1 && !this.lastPickWasProbe) return this.pick() ?? e;
+    return e;
+  }
+
   /** The endpoint for the next request, or null when the service has none. */
   pick(): Endpoint | null {
     const all = this.endpoints;

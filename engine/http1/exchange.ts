@@ -14,7 +14,6 @@ import { type Inbound, writeMayRetain } from '../io/inbound';
 import type { HttpStats, ResponseStats } from '../metrics/registry';
 import type { Endpoint } from '../pool/endpoint';
 import { AttemptFailure, type CompiledRetry, RetryOn } from '../retry/retry-policy';
-import { retryBackoffMs } from '../retry/retry-budget';
 import type { CompiledRoute } from '../router/route-table';
 import { BodyKind, type HeadInfo, Method } from './head-parser';
 import { takeHeadInfo } from './head-pool';
@@ -146,9 +145,7 @@ export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
   /** An endpoint from the balancer; a retry avoids the one that just failed when it can. */
   protected pickEndpoint(): Endpoint<Http1Upstream> | null {
     const b = this.cluster!.balancer;
-    let e = b.pick();
-    const prev = this.previousEndpoint;
-    if (e !== null && e === prev && b.endpoints.length > 1 && !b.lastPickWasProbe) e = b.pick() ?? e;
+    const e = b.pickAvoiding(this.previousEndpoint);
     this.probe = b.lastPickWasProbe;
     this.endpoint = e as Endpoint<Http1Upstream> | null;
     return this.endpoint;
@@ -464,19 +461,8 @@ export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
     if (failure !== AttemptFailure.Connect && !r.mayResend(this.idempotent)) return -1;
     if (this.reqHeadBuf === null) return -1;
     if (this.bodyKind !== BodyKind.None && (this.body === null || this.body.overflow)) return -1;
-    if (this.retries >= r.maxRetries) {
-      r.counters.limitExceeded.value++;
-      return -1;
-    }
-    const now = this.ctx.clock.now();
-    const delay = retryBackoffMs(this.retries, r.backoffBaseMs, r.backoffMaxMs, this.ctx.rng());
-    if (this.deadlineMs !== 0 && now + delay >= this.deadlineMs) return -1;
-    if (!r.budget.withdraw(now)) {
-      r.counters.budgetExhausted.value++;
-      return -1;
-    }
-    r.counters.retries.value++;
-    this.retries++;
+    const delay = r.nextDelay(this.retries, this.deadlineMs, this.ctx.clock.now(), this.ctx.rng());
+    if (delay >= 0) this.retries++;
     return delay;
   }
 

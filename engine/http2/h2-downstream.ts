@@ -104,15 +104,23 @@ export class H2Downstream implements TrackedConnection, H2Connection, Connection
     this.lastActiveMs = this.ctx.clock.now();
   }
 
-  private statsKey: string | null = null;
+  // The last lookup, kept: most connections send one authority to one route (no key string per request).
+  private statsGen = -1;
+  private statsAuthority = '';
+  private statsRoute: CompiledRoute | null = null;
+  private statsCluster: Cluster | null = null;
+  private statsZone = '';
   private statsCached: HttpStats | null = null;
 
   statsFor(authority: string, route: CompiledRoute | null, cluster: Cluster | null, zone: string): HttpStats {
-    // Most connections send one authority to one route: the last lookup is kept.
-    const key = `${this.gen}\u0000${authority}\u0000${route?.name ?? ''}\u0000${cluster?.name ?? ''}\u0000${zone}`;
-    if (key === this.statsKey && this.statsCached !== null) return this.statsCached;
+    const c = this.statsCached;
+    if (c !== null && this.statsGen === this.gen && this.statsAuthority === authority && this.statsRoute === route && this.statsCluster === cluster && this.statsZone === zone) return c;
     const s = this.ctx.metrics.httpStats(this.lr.direction, authority, route?.name ?? '', cluster?.name ?? '', zone, this.peerIdentity ?? '');
-    this.statsKey = key;
+    this.statsGen = this.gen;
+    this.statsAuthority = authority;
+    this.statsRoute = route;
+    this.statsCluster = cluster;
+    this.statsZone = zone;
     this.statsCached = s;
     return s;
   }

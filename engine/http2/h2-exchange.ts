@@ -16,7 +16,6 @@ import { parseRetryAfter } from '../http1/request-replay';
 import type { Http1Upstream } from '../http1/upstream';
 import type { HttpStats, ResponseStats } from '../metrics/registry';
 import type { Endpoint } from '../pool/endpoint';
-import { retryBackoffMs } from '../retry/retry-budget';
 import { AttemptFailure, type CompiledRetry } from '../retry/retry-policy';
 import type { CompiledRoute } from '../router/route-table';
 import { grpcServerFailure, grpcShed, grpcStatusOf, isGrpc, parseGrpcTimeout } from './grpc';
@@ -144,7 +143,8 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
     const q = rawPath.indexOf('?');
     const path = q === -1 ? rawPath : rawPath.slice(0, q);
     const host = hostWithoutPort(this.authority);
-    const route = lr.table.matchFields(host, Buffer.from(path, 'latin1'), this.method, h);
+    // The one-line table (a single catch-all) needs no path bytes: none are made per request then.
+    const route = lr.table.only ?? lr.table.matchFields(host, Buffer.from(path, 'latin1'), this.method, h);
     let cluster: Cluster | null;
     if (route !== null) cluster = route.pickBackend()?.cluster ?? null;
     else cluster = this.ctx.clusterFor(lr, this.conn.originalDst);
@@ -225,9 +225,7 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
   private attempt(now: number): void {
     const cluster = this.cluster!;
     const b = cluster.balancer;
-    let e = b.pick();
-    const prev = this.previousEndpoint;
-    if (e !== null && e === prev && b.endpoints.length > 1 && !b.lastPickWasProbe) e = b.pick() ?? e;
+    const e = b.pickAvoiding(this.previousEndpoint);
     this.probe = b.lastPickWasProbe;
     if (e === null) {
       this.reply(ErrorCode.NoEndpoints);
@@ -440,19 +438,8 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
     if (failure !== AttemptFailure.Connect && !r.mayResend(IDEMPOTENT.has(this.method) || this.grpc)) return -1;
     // The body must be replayable from its start.
     if (this.body !== null ? this.body.overflow : !this.reqDone || this.sentBytes > 0) return -1;
-    if (this.retries >= r.maxRetries) {
-      r.counters.limitExceeded.value++;
-      return -1;
-    }
-    const now = this.ctx.clock.now();
-    const delay = retryBackoffMs(this.retries, r.backoffBaseMs, r.backoffMaxMs, this.ctx.rng());
-    if (this.deadlineMs !== 0 && now + delay >= this.deadlineMs) return -1;
-    if (!r.budget.withdraw(now)) {
-      r.counters.budgetExhausted.value++;
-      return -1;
-    }
-    r.counters.retries.value++;
-    this.retries++;
+    const delay = r.nextDelay(this.retries, this.deadlineMs, this.ctx.clock.now(), this.ctx.rng());
+    if (delay >= 0) this.retries++;
     return delay;
   }
 

@@ -3,7 +3,7 @@
 
 import { GRPC_RETRY_CODES, type GrpcRetryCondition, type RetryPolicy } from '../config/snapshot';
 import type { Counter } from '../metrics/registry';
-import { RetryBudget } from './retry-budget';
+import { RetryBudget, retryBackoffMs } from './retry-budget';
 
 export interface RetryCounters {
   retries: Counter;
@@ -109,6 +109,26 @@ export class CompiledRetry {
         break;
     }
     return (m & RetryOn.StatusCodes) !== 0 && this.statusCodes.has(f === AttemptFailure.ResponseTimeout ? 504 : 502);
+  }
+
+  /**
+   * The backoff before retry number `done + 1` of a request, or -1 when it may not happen: past
+   * maxRetries, past the request's deadline (0: none), or beyond the budget. Spends from the budget
+   * and counts when it returns a delay; `rand` is uniform [0, 1) for the jitter.
+   */
+  nextDelay(done: number, deadlineMs: number, nowMs: number, rand: number): number {
+    if (done >= this.maxRetries) {
+      this.counters.limitExceeded.value++;
+      return -1;
+    }
+    const delay = retryBackoffMs(done, this.backoffBaseMs, this.backoffMaxMs, rand);
+    if (deadlineMs !== 0 && nowMs + delay >= deadlineMs) return -1;
+    if (!this.budget.withdraw(nowMs)) {
+      this.counters.budgetExhausted.value++;
+      return -1;
+    }
+    this.counters.retries.value++;
+    return delay;
   }
 
   /** Whether failures after the request was sent may be retried for this method (connect failures always may). */
