@@ -36,6 +36,8 @@ Options:
   --upstream-protocol P
                        http1, h2c (HTTP/2 with prior knowledge) or auto (default: the HTTP
                        version the client spoke) to the --to upstreams (one-line mode)
+  --mcp                one-line mode: inspect all HTTP traffic that is MCP (Streamable HTTP
+                       JSON-RPC): per-tool, per-resource and per-prompt golden signals
   --workers N          engine worker threads (default: one per core, ${availableParallelism()} here)
   --admin HOST:PORT    admin listener for /metrics /ready /live /config_dump (default 127.0.0.1:4191)
   --drain-grace-ms MS  on SIGTERM, how long in-flight requests may take (default 10000)
@@ -128,6 +130,7 @@ async function proxy(argv: string[]): Promise<void> {
       zone: { type: 'string' },
       balancer: { type: 'string', default: 'p2c-ewma' },
       'upstream-protocol': { type: 'string' },
+      mcp: { type: 'boolean' },
       workers: { type: 'string' },
       admin: { type: 'string' },
       'drain-grace-ms': { type: 'string', default: '10000' },
@@ -150,6 +153,9 @@ async function proxy(argv: string[]): Promise<void> {
   if (values['upstream-protocol'] !== undefined && (values.config !== undefined || values.bootstrap !== undefined)) {
     fail('--upstream-protocol is for the one-line mode (--listen/--to); a config file sets "protocol" per service');
   }
+  if (values.mcp === true && (values.config !== undefined || values.bootstrap !== undefined)) {
+    fail('--mcp is for the one-line mode (--listen/--to); a config file marks routes with "mcp: true" or sets mcp.inspectAll');
+  }
   if (values.bootstrap !== undefined) {
     if (values.config !== undefined || values.listen !== undefined || values.to !== undefined) fail('--bootstrap cannot be combined with --config or --listen/--to');
     // Loaded only in this mode: gRPC and protobufjs stay out of the file and one-line modes.
@@ -171,7 +177,7 @@ async function proxy(argv: string[]): Promise<void> {
     }
     const upstreamProtocol = values['upstream-protocol'] ?? 'auto';
     if (!isUpstreamProtocol(upstreamProtocol)) fail(`--upstream-protocol must be http1, h2c or auto, got "${upstreamProtocol}"`);
-    snapshot = oneLineSnapshot({ listen: addr('--listen', values.listen, 0), to, zone: values.zone ?? process.env['BOWLINE_ZONE'] ?? '', balancer, upstreamProtocol });
+    snapshot = oneLineSnapshot({ listen: addr('--listen', values.listen, 0), to, zone: values.zone ?? process.env['BOWLINE_ZONE'] ?? '', balancer, upstreamProtocol, mcp: values.mcp === true });
   }
   // Ports whose traffic is opaque TCP whatever it looks like (`bowline inject` passes a pod's
   // bowline.io/opaque-ports annotation as BOWLINE_OPAQUE_PORTS), added to the config's own.

@@ -9,6 +9,7 @@ import type { MetricsRegistry, TcpStats } from './metrics/registry';
 import type { RouteTable } from './router/route-table';
 import type { MeshTls } from './tls/mesh-tls';
 import type { Authorizer, Decision } from './policy/authorizer';
+import type { McpInspector } from './mcp/inspector';
 
 export interface ListenerRuntime {
   readonly name: string;
@@ -46,6 +47,8 @@ export interface ProxyContext {
   /** Uniform [0, 1) randomness (balancing, backoff jitter): injected for deterministic tests. */
   readonly rng: () => number;
   readonly metrics: MetricsRegistry;
+  /** MCP inspection of the current snapshot; null when no route is MCP and inspection is off. */
+  readonly mcp: McpInspector | null;
   readonly generation: number;
   readonly draining: boolean;
   listener(name: string): ListenerRuntime | undefined;

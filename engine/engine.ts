@@ -14,6 +14,7 @@ import { Cluster } from './cluster';
 import {
   type BalancerKind,
   DEFAULT_BALANCER,
+  DEFAULT_MCP_SETTINGS,
   DEFAULT_FAILURE_ACCRUAL,
   DEFAULT_FAILURE_PENALTY,
   DEFAULT_QUEUE,
@@ -35,6 +36,7 @@ import { MetricsRegistry, type Sample, type TcpStats, type WorkerMetricsSnapshot
 import { ZoneTraffic } from './metrics/zone-traffic';
 import { CompiledRetry } from './retry/retry-policy';
 import { Authorizer, type Decision } from './policy/authorizer';
+import type { McpInspector } from './mcp/inspector';
 import { Endpoint, endpointKey } from './pool/endpoint';
 import { CompiledRoute, RouteTable } from './router/route-table';
 import { TcpForward } from './tcp/tcp-forward';
@@ -81,6 +83,7 @@ export class Engine implements ProxyContext {
   private endpoints = new Map<string, Endpoint>();
   private clusters = new Map<string, Cluster>();
   meshTls: MeshTls | null = null;
+  mcp: McpInspector | null = null;
   private readonly healthEpoch = new HealthEpoch();
   /** Balancer queues by service name: they survive reloads with their waiters. */
   private queues = new Map<string, RequestQueue>();
@@ -235,6 +238,13 @@ export class Engine implements ProxyContext {
         dstTcp: this.metrics.tcpStats(l.direction, 'dst'),
         authorizer: l.direction === 'inbound' ? authorizer : null,
       });
+    }
+    // MCP inspection: where routes are marked or the settings ask for it (the one-line --mcp).
+    if (s.mcp !== undefined || s.routes.some((r) => r.mcp === true)) {
+      const { McpInspector } = require('./mcp/inspector') as typeof import('./mcp/inspector');
+      this.mcp = new McpInspector(s.mcp ?? DEFAULT_MCP_SETTINGS, s.routes.map((r) => r.name), this.metrics, this.log, () => this.clock.now());
+    } else {
+      this.mcp = null;
     }
     for (const name of this.queues.keys()) if (!clusters.has(name) && this.queues.get(name)!.inFlight === 0 && this.queues.get(name)!.waiting === 0) this.queues.delete(name);
     this.endpoints = endpoints;

@@ -97,6 +97,23 @@ export function renderMetrics(workers: WorkerMetricsSnapshot[], info: ProcessInf
     for (const g of w.gauges ?? []) addSample(samples, g.name, g.labels, g.value);
   }
 
+  const mcp = new Map<string, { requests: number; success: number; failure: number; buckets: number[]; sumMs: number; count: number; errors: Map<string, number>; hdr: MergedLatency }>();
+  for (const w of workers) {
+    for (const s of w.mcp ?? []) {
+      const key = labelStr({ ...s.labels });
+      let m = mcp.get(key);
+      if (m === undefined) mcp.set(key, (m = { requests: 0, success: 0, failure: 0, buckets: new Array<number>(s.buckets.length).fill(0), sumMs: 0, count: 0, errors: new Map(), hdr: new MergedLatency() }));
+      m.requests += s.requests;
+      m.success += s.success;
+      m.failure += s.failure;
+      m.sumMs += s.sumMs;
+      m.count += s.count;
+      for (let i = 0; i < s.buckets.length; i++) m.buckets[i] += s.buckets[i];
+      for (const [e, n] of Object.entries(s.errors)) add(m.errors, e, n);
+      m.hdr.add(s.hdr);
+    }
+  }
+
   const out: string[] = [];
   const family = (name: string, type: string, help: string): void => {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -139,6 +156,35 @@ export function renderMetrics(workers: WorkerMetricsSnapshot[], info: ProcessInf
 
   family('inflight_requests', 'gauge', 'HTTP requests in flight (saturation).');
   for (const [k, v] of inflight) out.push(`inflight_requests{${k}} ${v}`);
+
+  if (mcp.size > 0) {
+    family('mcp_request_total', 'counter', 'MCP requests and notifications, by method and tool, resource or prompt name.');
+    for (const [k, m] of mcp) out.push(`mcp_request_total{${k}} ${m.requests}`);
+    family('mcp_response_total', 'counter', 'MCP responses by classification: a JSON-RPC error or a tool result with isError is a failure.');
+    for (const [k, m] of mcp) {
+      out.push(`mcp_response_total{${k},classification="success"} ${m.success}`);
+      out.push(`mcp_response_total{${k},classification="failure"} ${m.failure}`);
+    }
+    family('mcp_response_latency_ms', 'histogram', 'Elapsed time between an MCP request being sent and its JSON-RPC response arriving (in the body or an SSE event).');
+    for (const [k, m] of mcp) {
+      let cum = 0;
+      for (let i = 0; i < LATENCY_BUCKETS_MS.length; i++) {
+        cum += m.buckets[i];
+        out.push(`mcp_response_latency_ms_bucket{${k},le="${LATENCY_BUCKETS_MS[i]}"} ${cum}`);
+      }
+      cum += m.buckets[LATENCY_BUCKETS_MS.length];
+      out.push(`mcp_response_latency_ms_bucket{${k},le="+Inf"} ${cum}`);
+      out.push(`mcp_response_latency_ms_sum{${k}} ${round(m.sumMs)}`);
+      out.push(`mcp_response_latency_ms_count{${k}} ${m.count}`);
+    }
+    family('mcp_response_latency_percentile_ms', 'gauge', 'MCP response latency percentiles since start, from hdr histograms merged across workers.');
+    for (const [k, m] of mcp) {
+      if (m.count === 0) continue;
+      for (const q of QUANTILES) out.push(`mcp_response_latency_percentile_ms{${k},quantile="${q}"} ${round(m.hdr.percentileMs(q * 100))}`);
+    }
+    family('mcp_response_errors_total', 'counter', 'Failed MCP operations by cause: a JSON-RPC error code, is-error, denied, no-response, http-<status>.');
+    for (const [k, m] of mcp) for (const [e, n] of m.errors) out.push(`mcp_response_errors_total{${k},error="${esc(e)}"} ${n}`);
+  }
 
   family('tcp_open_total', 'counter', 'Total count of opened connections.');
   for (const [k, m] of tcp) out.push(`tcp_open_total{${k}} ${m.opened}`);

@@ -242,6 +242,8 @@ export interface RouteSnapshot {
   idleTimeoutMs?: number;
   /** Overrides the backend service's retry policy. */
   retry?: RetryPolicy;
+  /** The route carries MCP (Streamable HTTP): its requests are inspected, counted per tool and authorized. */
+  mcp?: boolean;
 }
 
 export interface HttpSettings {
@@ -272,7 +274,57 @@ export interface EngineSnapshot {
   identity?: IdentitySnapshot;
   /** Authorization of inbound traffic (Linkerd's shapes); absent: everything is allowed. */
   policy?: PolicySnapshot;
+  /** MCP inspection and authorization; absent: MCP only on routes marked `mcp`, with the defaults. */
+  mcp?: McpSettings;
 }
+
+/** How MCP traffic is inspected, counted and authorized. */
+export interface McpSettings {
+  /** Inspect every HTTP request that is MCP (a JSON-RPC POST, an SSE GET with a session), not only marked routes. */
+  inspectAll: boolean;
+  /** Request bodies are buffered up to this many bytes for inspection. */
+  maxBodyBytes: number;
+  /** A larger body: refused (413 with a JSON-RPC error), or passed on without inspection (counted). */
+  oversizedBody: 'reject' | 'pass';
+  /** Distinct tool, resource and prompt names per method in metrics; later ones count as "_overflow". */
+  maxNames: number;
+  /** Audit mode: calls the policies would deny are logged and counted, and let through. */
+  audit: boolean;
+  policies: McpPolicySnapshot[];
+}
+
+/**
+ * Who may call which tools, read which resources and get which prompts. Where a policy targets a
+ * request's route (else its Server), MCP calls are denied unless one of its rules grants them.
+ */
+export interface McpPolicySnapshot {
+  name: string;
+  target: { kind: 'server' | 'route'; name: string };
+  rules: McpRuleSnapshot[];
+}
+
+export interface McpRuleSnapshot {
+  name: string;
+  /** Clients by mesh identity (SPIFFE ID patterns, as in AuthorizationSnapshot); absent: any. */
+  identities?: string[];
+  /** Clients by address; absent: any. */
+  networks?: { cidr: string; except: string[] }[];
+  /** Tool names; "*" matches any run of characters. */
+  tools: string[];
+  /** Resource URI patterns, matched against the URI with its dot segments resolved; "*" matches any run of characters. */
+  resources: string[];
+  /** Prompt names. */
+  prompts: string[];
+}
+
+export const DEFAULT_MCP_SETTINGS: Readonly<McpSettings> = Object.freeze<McpSettings>({
+  inspectAll: false,
+  maxBodyBytes: 1024 * 1024,
+  oversizedBody: 'reject',
+  maxNames: 100,
+  audit: false,
+  policies: [],
+});
 
 /** Who may call what on inbound listeners: Linkerd's Server, AuthorizationPolicy and authentications. */
 export interface PolicySnapshot {

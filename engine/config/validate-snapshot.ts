@@ -58,6 +58,7 @@ export function findSnapshotProblems(s: EngineSnapshot): SnapshotProblem[] {
   s.routes.forEach((route, i) => checkRoute(route, ['routes', i], serviceNames, report));
 
   if (s.policy !== undefined) checkPolicy(s, report);
+  if (s.mcp !== undefined) checkMcp(s, report);
   const opaquePorts = new Set(s.opaquePorts);
   const bound: { listener: ListenerSnapshot; host: string }[] = [];
   s.listeners.forEach((l, i) => {
@@ -349,15 +350,35 @@ function checkPolicy(s: EngineSnapshot, report: Report): void {
     const at: PathSegment[] = ['policy', 'authorizations', i];
     if (a.target.kind === 'server' && !servers.has(a.target.name)) report([...at, 'target', 'name'], `no server named "${a.target.name}"`);
     if (a.target.kind === 'route' && !routes.has(a.target.name) && ![...routes].some((r) => r.startsWith(`${a.target.name}/`))) report([...at, 'target', 'name'], `no route named "${a.target.name}"`);
-    (a.identities ?? []).forEach((id, k) => {
-      if (id !== '*' && !/^spiffe:\/\/[^/]+(\/[^/]+)*$/.test(id)) report([...at, 'identities', k], `must be "*" or a SPIFFE ID pattern (spiffe://domain/path, "*" segments allowed), got "${id}"`);
-    });
-    (a.networks ?? []).forEach((n, k) => {
-      for (const [j, c] of [n.cidr, ...n.except].entries()) {
-        const [addr, bits] = c.split('/');
-        const fam = isIP(addr ?? '');
-        if (fam === 0 || (bits !== undefined && !(Number(bits) >= 0 && Number(bits) <= (fam === 4 ? 32 : 128)))) report([...at, 'networks', k, j === 0 ? 'cidr' : 'except'], `"${c}" is not an address or CIDR`);
-      }
-    });
+    checkClients(a, at, report);
+  });
+}
+
+/** Identity patterns and networks of an authorization or an MCP rule. */
+function checkClients(a: { identities?: string[]; networks?: { cidr: string; except: string[] }[] }, at: PathSegment[], report: Report): void {
+  (a.identities ?? []).forEach((id, k) => {
+    if (id !== '*' && !/^spiffe:\/\/[^/]+(\/[^/]+)*$/.test(id)) report([...at, 'identities', k], `must be "*" or a SPIFFE ID pattern (spiffe://domain/path, "*" segments allowed), got "${id}"`);
+  });
+  (a.networks ?? []).forEach((n, k) => {
+    for (const [j, c] of [n.cidr, ...n.except].entries()) {
+      const [addr, bits] = c.split('/');
+      const fam = isIP(addr ?? '');
+      if (fam === 0 || (bits !== undefined && !(Number(bits) >= 0 && Number(bits) <= (fam === 4 ? 32 : 128)))) report([...at, 'networks', k, j === 0 ? 'cidr' : 'except'], `"${c}" is not an address or CIDR`);
+    }
+  });
+}
+
+function checkMcp(s: EngineSnapshot, report: Report): void {
+  const m = s.mcp!;
+  const servers = new Set((s.policy?.servers ?? []).map((x) => x.name));
+  const routes = new Set(s.routes.map((r) => r.name));
+  const names = new Set<string>();
+  m.policies.forEach((p, i) => {
+    const at: PathSegment[] = ['mcp', 'policies', i];
+    if (names.has(p.name)) report([...at, 'name'], `duplicate MCP policy name "${p.name}"`);
+    names.add(p.name);
+    if (p.target.kind === 'server' && !servers.has(p.target.name)) report([...at, 'target', 'name'], `no server named "${p.target.name}" (servers are declared under policy.servers)`);
+    if (p.target.kind === 'route' && !routes.has(p.target.name) && ![...routes].some((r) => r.startsWith(`${p.target.name}/`))) report([...at, 'target', 'name'], `no route named "${p.target.name}"`);
+    p.rules.forEach((r, j) => checkClients(r, [...at, 'rules', j], report));
   });
 }

@@ -21,6 +21,9 @@ import { Http1Exchange, Phase } from './exchange';
 import { BodyKind, ConnFlag, markConnectionNamedFields, Method, NEED_MORE, parseHead, PARSE_ERROR } from './head-parser';
 import { giveHeadInfo } from './head-pool';
 import { BodyReplay } from './request-replay';
+import { ChunkedDecoder } from './chunked-decoder';
+import { jsonReply, readMcpHead, rebuildRequest } from './mcp-glue';
+import { type McpOrigin, type McpRequestHead, Wants } from '../mcp/inspector';
 import type { UpstreamConnection } from './upstream';
 
 /** Pipelined bytes buffered while a request is in flight before the client is paused. */
@@ -50,6 +53,13 @@ export class Http1Downstream extends Http1Exchange implements TrackedConnection,
   private cachedStats: HttpStats | null = null;
   private cachedRoute: CompiledRoute | null = null;
   private untracked = false;
+  // An MCP request's body being collected for inspection: the bytes so far (the first holds the head, from 0), their size, where the head ends.
+  private collected: Buffer[] | null = null;
+  private collectedBytes = 0;
+  private collectEnd = 0;
+  private mcpHead: McpRequestHead | null = null;
+  private mcpOrigin: McpOrigin | null = null;
+  private mcpRouteMarked = false;
 
   constructor(
     ctx: ProxyContext,
@@ -129,6 +139,9 @@ export class Http1Downstream extends Http1Exchange implements TrackedConnection,
         // Bytes of later requests (or, queued, of this one's body): keep them until their turn.
         this.buf = this.buf === null ? chunk : Buffer.concat([this.buf, chunk]);
         if (this.buf.length > MAX_STASH_BYTES) this.pause();
+        return;
+      case Phase.Collect:
+        this.collectBody(this.inbound.retain(chunk));
         return;
       case Phase.Tunnel:
         if (this.up !== null) {
@@ -245,6 +258,32 @@ export class Http1Downstream extends Http1Exchange implements TrackedConnection,
       this.localReplyForRequest(ErrorCode.NoEndpoints, end);
       return;
     }
+    this.mcpCall = null;
+    const mcp = ctx.mcp;
+    if (mcp !== null && ((route !== null && route.mcp) || mcp.settings.inspectAll) && !isConnect && !this.upgrade) {
+      const routeMcp = route !== null && route.mcp;
+      const head = readMcpHead(buf, h, METHOD_NAMES[h.method] || buf.toString('latin1', h.base, h.base + h.methodEnd), h.base + h.targetStart, pathEnd0);
+      const wants = mcp.wants(routeMcp, head);
+      if (wants !== Wants.No) {
+        const origin: McpOrigin = { direction: lr.direction, route: route?.name ?? '', server: lr.authorizer?.serverName(lr.name, lr.snapshot.address.port) ?? '', identity: this.peerIdentity, address: this.socket.remoteAddress ?? '' };
+        if (wants === Wants.Stream || h.bodyKind === BodyKind.None) {
+          if (wants === Wants.Stream) this.mcpCall = mcp.follow(head, origin);
+        } else {
+          this.startCollect(buf, end, head, origin, routeMcp, now);
+          return;
+        }
+      }
+    }
+    this.proceed(buf, end, now);
+  }
+
+  /** The request goes on (after MCP inspection, when it had one): policies, framing, admission. */
+  private proceed(buf: Buffer, end: number, now: number): void {
+    const h = this.h;
+    const route = this.route;
+    const cluster = this.cluster!;
+    const lr = this.lr;
+    const isConnect = h.method === Method.Connect;
 
     // Policies: the route's where it sets them, else the service's (else the proxy's).
     const t = cluster.timeouts;
@@ -293,6 +332,121 @@ export class Http1Downstream extends Http1Exchange implements TrackedConnection,
         cluster.counters.failFast.value++;
         this.localReplyForRequest(ErrorCode.FailFast, end);
     }
+  }
+
+  /** An MCP POST: its body is buffered (up to the inspection limit) before anything is sent on. */
+  private startCollect(buf: Buffer, end: number, head: McpRequestHead, origin: McpOrigin, routeMcp: boolean, now: number): void {
+    const h = this.h;
+    const first = this.inbound.retain(buf.subarray(h.base));
+    end -= h.base;
+    h.base = 0;
+    this.phase = Phase.Collect;
+    this.collected = [first];
+    this.collectedBytes = first.length;
+    this.collectEnd = end;
+    this.mcpHead = head;
+    this.mcpOrigin = origin;
+    this.mcpRouteMarked = routeMcp;
+    this.buf = null;
+    this.bodyKind = h.bodyKind;
+    this.remaining = h.contentLength > 0 ? h.contentLength : 0;
+    if (h.bodyKind === BodyKind.Chunked) this.chunked.reset();
+    const t = this.cluster!.timeouts;
+    const requestTimeoutMs = (this.route !== null && this.route.requestTimeoutMs) || t.requestMs;
+    this.deadlineMs = requestTimeoutMs > 0 ? now + requestTimeoutMs : 0;
+    this.collectBody(null);
+  }
+
+  /** More of a collected body (null: what came with the head); inspects it once complete. */
+  private collectBody(chunk: Buffer | null): void {
+    const list = this.collected!;
+    if (chunk !== null) {
+      list.push(chunk);
+      this.collectedBytes += chunk.length;
+    }
+    const limit = this.ctx.mcp!.settings.maxBodyBytes;
+    const bodyStart = this.collectEnd;
+    let stop = -1;
+    if (this.bodyKind === BodyKind.Length) {
+      if (this.collectedBytes - bodyStart >= this.remaining) stop = bodyStart + this.remaining;
+    } else {
+      // The scanner keeps its state: scan only the new bytes (the first buffer from the body's start).
+      const b = chunk ?? list[0]!;
+      const from = chunk === null ? bodyStart : 0;
+      const r = this.chunked.scan(b, from, b.length);
+      if (r === -2) {
+        this.collected = null;
+        this.phase = Phase.Body;
+        this.requestBodyError(this.chunked.error);
+        return;
+      }
+      if (r >= 0) stop = this.collectedBytes - (b.length - r);
+    }
+    if (stop === -1) {
+      if (this.collectedBytes - bodyStart > limit + 64 * 1024) this.collectDone(-1);
+      return;
+    }
+    this.collectDone(stop);
+  }
+
+  /** The body is complete (it ends at `stop` of the collected bytes), or too large (stop -1): inspect and go on. */
+  private collectDone(stop: number): void {
+    const mcp = this.ctx.mcp!;
+    const whole = this.collected!.length === 1 ? this.collected![0]! : Buffer.concat(this.collected!);
+    this.collected = null;
+    const end = this.collectEnd;
+    const h = this.h;
+    const origin = this.mcpOrigin!;
+    let body: Buffer | null = null;
+    if (stop !== -1) {
+      if (this.bodyKind === BodyKind.Length) body = whole.subarray(end, stop);
+      else {
+        const parts: Buffer[] = [];
+        const dec = new ChunkedDecoder((s) => parts.push(s));
+        dec.push(whole, end, stop);
+        body = Buffer.concat(parts);
+      }
+    }
+    const verdict = body === null || body.length > mcp.settings.maxBodyBytes ? mcp.oversized(origin) : mcp.inspect(this.mcpHead!, body, origin, this.mcpRouteMarked);
+    this.mcpHead = null;
+    this.mcpOrigin = null;
+    this.phase = Phase.Head;
+    this.buf = whole;
+    if (verdict.replyStatus !== 0) {
+      this.stats = this.statsFor(this.route, this.cluster, null);
+      this.stats.requests++;
+      this.stats.inFlight++;
+      const rs = this.stats.response(verdict.replyStatus);
+      rs.latency.recordMs(this.ctx.clock.now() - this.reqStartMs);
+      if (verdict.replyStatus < 300) rs.success++;
+      else rs.failure++;
+      this.stats.inFlight--;
+      this.stats = null;
+      // An oversized body was not read to its end: the connection cannot be read further.
+      if (stop === -1) this.closeAfter = true;
+      this.socket.write(jsonReply(verdict.replyStatus, verdict.replyBody, this.closeAfter));
+      this.buf = stop !== -1 && stop < whole.length ? whole.subarray(stop) : null;
+      this.reqDone = true;
+      this.endExchange();
+      return;
+    }
+    this.mcpCall = verdict.call;
+    const now = this.ctx.clock.now();
+    if (stop === -1) {
+      // Passed on uninspected: forwarded as it came, the rest of the body streaming after it.
+      this.proceed(whole, end, now);
+      return;
+    }
+    if (verdict.body !== null || this.bodyKind === BodyKind.Chunked) {
+      const rebuilt = rebuildRequest(whole, h, verdict.body ?? body!, stop < whole.length ? whole.subarray(stop) : null, this.lr.http.maxHeadBytes);
+      if (rebuilt.end <= 0) {
+        this.refuse(ErrorCode.HeadTooLarge);
+        return;
+      }
+      this.proceed(rebuilt.buf, rebuilt.end, now);
+      return;
+    }
+    this.proceed(whole, end, now);
   }
 
   /** Inbound authorization of the request (false: it was answered 403, or PERMISSION_DENIED for gRPC). */
@@ -432,7 +586,7 @@ export class Http1Downstream extends Http1Exchange implements TrackedConnection,
       this.phase = Phase.Closed;
       return;
     }
-    if (this.phase === Phase.Body) {
+    if (this.phase === Phase.Body || this.phase === Phase.Collect) {
       // The client stopped sending mid-body: the request can never complete.
       this.abort('client-eof');
     }
@@ -594,6 +748,17 @@ export class Http1Downstream extends Http1Exchange implements TrackedConnection,
         } else if (now - this.lastActiveMs > this.lr.http.keepAliveTimeoutMs) {
           this.phase = Phase.Closed;
           this.socket.end();
+        }
+        return;
+      case Phase.Collect:
+        // A body held for MCP inspection must arrive within the request deadline, else the head timeout.
+        if (now - this.reqStartMs > (this.deadlineMs !== 0 ? this.deadlineMs - this.reqStartMs : this.lr.http.headTimeoutMs)) {
+          this.collected = null;
+          this.closeAfter = true;
+          this.phase = Phase.Body;
+          this.finishStats(408, false, errorInfo(ErrorCode.RequestTimeout).name);
+          this.socket.end(localReply(ErrorCode.RequestTimeout, true));
+          this.phase = Phase.Closed;
         }
         return;
       case Phase.Queued:

@@ -19,6 +19,9 @@ import { BodyKind, type HeadInfo, Method } from './head-parser';
 import { takeHeadInfo } from './head-pool';
 import { composeHead, CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, CONNECTION_UPGRADE, joinHeadAndBody } from './head-writer';
 import { BodyReplay, parseRetryAfter } from './request-replay';
+import { ChunkedDecoder } from './chunked-decoder';
+import { chunkOf, LAST_CHUNK, rewrittenResponseHead } from './mcp-glue';
+import { type McpCall, ResponseMode } from '../mcp/inspector';
 import { type ExchangeOwner, Http1Upstream, type UpstreamConnection } from './upstream';
 
 export const enum Phase {
@@ -32,6 +35,8 @@ export const enum Phase {
   Queued,
   Tunnel,
   Closed,
+  /** An MCP request's body is being buffered for inspection (nothing sent upstream yet). */
+  Collect,
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -102,6 +107,14 @@ export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
    */
   protected pendingRetryMs = -1;
   protected pendingRetryCode = ErrorCode.None;
+
+  // MCP: the inspected request's call (follows the response), how its body is handled, and the
+  // decoder of a chunked response body for it.
+  protected mcpCall: McpCall | null = null;
+  protected mcpMode = ResponseMode.Pass;
+  private mcpDecoder: ChunkedDecoder | null = null;
+  /** The rewritten body goes out chunked (else delimited by close, for HTTP/1.0 clients). */
+  private mcpChunked = false;
 
   protected readonly socket: net.Socket;
   /** `l5d-client-id: <SPIFFE ID>` for the app, when the client came over mesh TLS; else null. */
@@ -310,6 +323,8 @@ export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
     if (!this.reqDone || this.ctx.draining || h.bodyKind === BodyKind.UntilClose) {
       this.closeAfter = true;
     }
+    const call = this.mcpCall;
+    if (call !== null && this.startMcpResponse(call, buf, h)) return;
     let extra: Buffer | null = null;
     if (this.closeAfter) extra = CONNECTION_CLOSE;
     else if (this.h.versionMinor === 0) extra = CONNECTION_KEEP_ALIVE;
@@ -317,9 +332,46 @@ export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
     this.pendingHead = composeHead(buf, h, extra);
   }
 
+  /** An MCP response: observed as it flows, or rewritten (true: its head was written here). */
+  private startMcpResponse(call: McpCall, buf: Buffer, h: HeadInfo): boolean {
+    const ct = h.find(buf, 'content-type');
+    const sid = h.find(buf, 'mcp-session-id');
+    const mode = call.onResponseHead(h.statusCode, ct === -1 ? '' : h.value(buf, ct), sid === -1 ? null : h.value(buf, sid).trim());
+    this.mcpMode = mode;
+    this.mcpDecoder = null;
+    if (mode === ResponseMode.Pass) return false;
+    if (h.bodyKind === BodyKind.Chunked) {
+      this.mcpDecoder = new ChunkedDecoder(mode === ResponseMode.Observe ? (d) => call.observe(d) : (d) => this.mcpWrite(call.transform(d)));
+    }
+    if (mode === ResponseMode.Observe) return false;
+    this.mcpChunked = this.h.versionMinor === 1;
+    if (!this.mcpChunked) this.closeAfter = true;
+    const extra = this.closeAfter ? CONNECTION_CLOSE : null;
+    this.socket.write(rewrittenResponseHead(buf, h, call.statusOverride, call.contentTypeOverride, extra, this.mcpChunked));
+    this.mcpWrite(call.takeOut());
+    return true;
+  }
+
+  /** Rewritten MCP body bytes to the client (framed as a chunk when chunked). */
+  private mcpWrite(b: Buffer | null): boolean {
+    if (b === null || b.length === 0) return true;
+    return this.socket.write(this.mcpChunked ? chunkOf(b) : b);
+  }
+
   onResponseBody(chunk: Buffer): boolean {
     this.ioTicks++;
     this.receivedBytes += chunk.length;
+    if (this.mcpMode !== ResponseMode.Pass) {
+      const call = this.mcpCall!;
+      const dec = this.mcpDecoder;
+      if (this.mcpMode === ResponseMode.Transform) {
+        if (dec !== null) dec.push(chunk);
+        else this.mcpWrite(call.transform(chunk));
+        return this.socket.writableLength < this.socket.writableHighWaterMark;
+      }
+      if (dec !== null) dec.push(chunk);
+      else call.observe(chunk);
+    }
     const head = this.pendingHead;
     if (head !== null) {
       this.pendingHead = null;
@@ -360,6 +412,17 @@ export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
 
   onResponseEnd(reusable: boolean): void {
     this.onUpstreamReadDone();
+    const call = this.mcpCall;
+    if (call !== null) {
+      const rest = call.finish();
+      if (this.mcpMode === ResponseMode.Transform) {
+        this.mcpWrite(rest);
+        if (this.mcpChunked) this.socket.write(LAST_CHUNK);
+      }
+      this.mcpCall = null;
+      this.mcpMode = ResponseMode.Pass;
+      this.mcpDecoder = null;
+    }
     const rs = this.responseStats;
     if (rs !== null) {
       if (this.status >= 500) rs.failure++;
@@ -533,7 +596,18 @@ export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
     this.sentBytes = this.receivedBytes = 0;
   }
 
+  /** The exchange ended without a whole response: the MCP operations it carried fail. */
+  protected abortMcp(): void {
+    const call = this.mcpCall;
+    if (call === null) return;
+    this.mcpCall = null;
+    this.mcpMode = ResponseMode.Pass;
+    this.mcpDecoder = null;
+    call.abort();
+  }
+
   protected finishStats(status: number, success: boolean, error: string): void {
+    this.abortMcp();
     const stats = this.stats;
     if (stats === null) return;
     const rs = this.responseStats ?? stats.response(status);

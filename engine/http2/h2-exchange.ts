@@ -24,6 +24,7 @@ import { debugEnabled, debugLog } from '../debug';
 import { H2Error } from './codec/frames';
 import type { H2ServerStream, OutHeaders, StreamOwner } from './codec/server-stream';
 import { type CallOwner, H2Call, type HeaderBlock, type UpstreamCall } from './upstream-call';
+import { type McpCall, type McpOrigin, type McpRequestHead, ResponseMode, Wants } from '../mcp/inspector';
 
 
 /** Linkerd's headers: the caller's mesh identity for the app; the HTTP version a peer proxy upgraded from. */
@@ -89,6 +90,19 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
   /** Attempts replayed after a refusal (not processed upstream): bounded, and no retry spent. */
   private replayed = 0;
   private slot: RequestQueue | null = null;
+
+  // MCP: the inspected request's call and response handling; a POST body held for inspection (the
+  // chunks so far, while `collected` is set), and the body to send ahead of the stream's own.
+  private mcpCall: McpCall | null = null;
+  private mcpMode = ResponseMode.Pass;
+  private collected: Buffer[] | null = null;
+  private collectedBytes = 0;
+  private mcpHead: McpRequestHead | null = null;
+  private mcpOrigin: McpOrigin | null = null;
+  private mcpRouteMarked = false;
+  private preBody: Buffer | null = null;
+  /** preBody is the whole body (else its start: the rest streams after it, and it is not retried). */
+  private preBodyComplete = true;
 
   private readonly reqStartMs: number;
   private attemptStartMs = 0;
@@ -169,6 +183,83 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
       this.reply(ErrorCode.NoEndpoints);
       return;
     }
+    const mcp = this.ctx.mcp;
+    if (mcp !== null && ((route !== null && route.mcp) || mcp.settings.inspectAll)) {
+      const routeMcp = route !== null && route.mcp;
+      const head = h2McpHead(h, this.method, rawPath);
+      const wants = mcp.wants(routeMcp, head);
+      const origin: McpOrigin = { direction: lr.direction, route: route?.name ?? '', server: lr.authorizer?.serverName(lr.name, lr.snapshot.address.port) ?? '', identity: this.conn.peerIdentity, address: this.conn.remoteAddress };
+      if (wants === Wants.Stream) this.mcpCall = mcp.follow(head, origin);
+      else if (wants === Wants.Body) {
+        this.mcpHead = head;
+        this.mcpOrigin = origin;
+        this.mcpRouteMarked = routeMcp;
+        this.collected = [];
+        // The body is read to its end (or the limit) before anything goes upstream.
+        if (this.reqDone) this.collectDone(false);
+        return;
+      }
+    }
+    this.admit(now);
+  }
+
+  /** An MCP POST's body chunk, held for inspection (past the limit: inspected as oversized). */
+  private collect(chunk: Buffer): void {
+    this.collected!.push(chunk);
+    this.collectedBytes += chunk.length;
+    if (this.collectedBytes > this.ctx.mcp!.settings.maxBodyBytes) this.collectDone(true);
+  }
+
+  /** The held body is complete (or too large): inspected; then answered here, or sent on. */
+  private collectDone(oversized: boolean): void {
+    const mcp = this.ctx.mcp!;
+    const parts = this.collected!;
+    this.collected = null;
+    const body = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    const verdict = oversized ? mcp.oversized(this.mcpOrigin!) : mcp.inspect(this.mcpHead!, body, this.mcpOrigin!, this.mcpRouteMarked);
+    this.mcpHead = null;
+    this.mcpOrigin = null;
+    if (verdict.replyStatus !== 0) {
+      this.jsonReply(verdict.replyStatus, verdict.replyBody);
+      return;
+    }
+    this.mcpCall = verdict.call;
+    this.preBody = verdict.body ?? body;
+    this.preBodyComplete = !oversized;
+    if (!oversized) this.headers['content-length'] = String(this.preBody.length);
+    this.admit(this.ctx.clock.now());
+  }
+
+  /** A local MCP answer (a JSON-RPC error, or the answers to refused calls). */
+  private jsonReply(status: number, body: Buffer | null): void {
+    if (this.stats === null) {
+      this.stats = this.conn.statsFor(this.authority, this.route, this.cluster, '');
+      this.stats.requests++;
+      this.stats.inFlight++;
+    }
+    this.status = status;
+    const s = this.stream;
+    if (!s.destroyed && !s.headersSent) {
+      try {
+        if (body === null) s.respond({ ':status': status, 'l5d-proxy-error': 'mcp' }, { endStream: true });
+        else {
+          s.respond({ ':status': status, 'content-type': 'application/json', 'content-length': String(body.length), 'l5d-proxy-error': 'mcp' });
+          s.end(body);
+        }
+      } catch {
+        // Closed meanwhile.
+      }
+    }
+    if (!this.reqDone) s.resume();
+    this.finish(status < 300, status < 300 ? '' : 'mcp', -1);
+  }
+
+  /** Timeouts, retries and the queue's admission, once the request may go on. */
+  private admit(now: number): void {
+    const h = this.headers;
+    const route = this.route;
+    const cluster = this.cluster!;
+    const lr = this.lr;
     const t = cluster.timeouts;
     const requestTimeoutMs = (route !== null && route.requestTimeoutMs) || t.requestMs;
     this.deadlineMs = requestTimeoutMs > 0 ? now + requestTimeoutMs : 0;
@@ -184,6 +275,7 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
       retry.budget.deposit(now);
       const cl = Number(h['content-length'] ?? -1);
       if (!this.reqDone && !(cl > retry.maxBodyBytes)) this.body = new BodyReplay(retry.maxBodyBytes);
+      if (this.body !== null && this.preBody !== null) this.body.add(this.preBody, false);
     }
     switch (cluster.queue.admit(this, now)) {
       case Admission.Go:
@@ -249,7 +341,7 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
     this.sentBytes = 0;
     this.receivedBytes = 0;
     const replay = this.body;
-    const bodyFollows = !this.reqDone || (replay !== null && replay.bytes > 0);
+    const bodyFollows = !this.reqDone || (replay !== null && replay.bytes > 0) || (this.preBody !== null && this.preBody.length > 0);
     const proto = cluster.snapshot.protocol ?? 'auto';
     // A meshed endpoint is another Bowline: HTTP/2 over mutual TLS unless the service says http1.
     // Elsewhere HTTP/2 unless the service says http1, or a peer proxy carried an HTTP/1 request here (auto).
@@ -265,6 +357,10 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
         this.sentBytes += c.length;
         this.call.write(c);
       }
+    } else if (this.preBody !== null && this.preBody.length > 0) {
+      // An inspected body (whole, or its start when it was too large to inspect).
+      this.sentBytes += this.preBody.length;
+      this.call.write(this.preBody);
     }
     if (this.reqDone) {
       if (bodyFollows) this.call.end();
@@ -272,6 +368,10 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
   }
 
   onRequestData(chunk: Buffer): void {
+    if (this.collected !== null) {
+      this.collect(chunk);
+      return;
+    }
     this.ioTicks++;
     this.sentBytes += chunk.length;
     const body = this.body;
@@ -287,6 +387,10 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
 
   onRequestEnd(): void {
     this.reqDone = true;
+    if (this.collected !== null) {
+      this.collectDone(false);
+      return;
+    }
     this.call?.end();
   }
 
@@ -333,6 +437,35 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
     const rs = this.stats!.response(status);
     this.responseStats = rs;
     rs.latency.recordMs(now - this.reqStartMs);
+    const call = this.mcpCall;
+    if (call !== null) {
+      const ct = headers['content-type'];
+      const sid = headers['mcp-session-id'];
+      this.mcpMode = call.onResponseHead(status, typeof ct === 'string' ? ct : '', typeof sid === 'string' ? sid : null);
+      if (this.mcpMode === ResponseMode.Transform) {
+        // The body is rewritten: its length changes, and it ends here when the upstream's did.
+        delete headers['content-length'];
+        if (call.statusOverride !== 0) {
+          headers[':status'] = String(call.statusOverride);
+          headers['content-type'] = call.contentTypeOverride;
+        }
+        try {
+          this.stream.respond(headers as OutHeaders, { endStream: false });
+          const pre = call.takeOut();
+          if (pre !== null) this.stream.write(pre);
+          if (endStream) {
+            this.responseEnded = true;
+            const rest = call.finish();
+            this.mcpCall = null;
+            this.stream.end(rest ?? undefined);
+          }
+        } catch {
+          this.dropCall(Outcome.Cancelled);
+          this.finish(false, 'client-closed', -1);
+        }
+        return;
+      }
+    }
     this.waitForTrailers = !endStream && this.callIsH2;
     this.responseEnded = endStream;
     try {
@@ -349,7 +482,13 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
     this.receivedBytes += chunk.length;
     const s = this.stream;
     if (s.destroyed || s.writableEnded) return true;
-    const ok = s.write(chunk);
+    let out: Buffer | null = chunk;
+    if (this.mcpMode !== ResponseMode.Pass) {
+      if (this.mcpMode === ResponseMode.Observe) this.mcpCall?.observe(chunk);
+      else out = this.mcpCall?.transform(chunk) ?? null;
+      if (out === null) return true;
+    }
+    const ok = s.write(out);
     if (!ok) this.clientFull = true;
     return ok;
   }
@@ -363,6 +502,12 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
     this.flushTraffic(e);
     if (this.outcomeAtEnd) this.cluster!.balancer.outcome(e, g >= 0 && grpcServerFailure(g) ? Outcome.Failure : Outcome.Success, this.probe);
     const s = this.stream;
+    const call = this.mcpCall;
+    if (call !== null) {
+      this.mcpCall = null;
+      const rest = call.finish();
+      if (this.mcpMode === ResponseMode.Transform && rest !== null && !s.destroyed && !s.writableEnded) s.write(rest);
+    }
     if (!s.destroyed && !s.writableEnded) {
       this.trailers = trailers;
       this.responseEnded = true;
@@ -398,7 +543,7 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
     }
     const replayable = this.reqDone ? this.body === null || !this.body.overflow || this.body.bytes === 0 : false;
     // Refused streams (not processed upstream) go again once on a fresh connection: no retry spent.
-    if (refused && this.replayed < 3 && e !== null && (this.body !== null ? !this.body.overflow : this.reqDone && this.sentBytes === 0) && replayable) {
+    if (refused && this.replayed < 3 && e !== null && (this.preBody !== null ? this.preBodyComplete && this.reqDone : this.body !== null ? !this.body.overflow : this.reqDone && this.sentBytes === 0) && replayable) {
       this.replayed++;
       this.previousEndpoint = null;
       this.attempt(this.ctx.clock.now());
@@ -437,7 +582,7 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
     if (failure < 0 && status >= 400 && !r.retriesStatus(status) && !r.retriesGrpc(this.headGrpc)) return -1;
     if (failure !== AttemptFailure.Connect && !r.mayResend(IDEMPOTENT.has(this.method) || this.grpc)) return -1;
     // The body must be replayable from its start.
-    if (this.body !== null ? this.body.overflow : !this.reqDone || this.sentBytes > 0) return -1;
+    if (this.preBody !== null ? !this.preBodyComplete || !this.reqDone : this.body !== null ? this.body.overflow : !this.reqDone || this.sentBytes > 0) return -1;
     const delay = r.nextDelay(this.retries, this.deadlineMs, this.ctx.clock.now(), this.ctx.rng());
     if (delay >= 0) this.retries++;
     return delay;
@@ -516,6 +661,12 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
   private finish(success: boolean, error: string, grpcStatus: number): void {
     if (this.state === State.Done) return;
     this.state = State.Done;
+    const call = this.mcpCall;
+    if (call !== null) {
+      this.mcpCall = null;
+      call.abort();
+    }
+    this.collected = null;
     this.clearRetryTimer();
     const stats = this.stats;
     if (stats !== null) {
@@ -547,6 +698,14 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
 
   /** Timeouts, checked by the connection's sweep. */
   sweep(now: number): void {
+    if (this.collected !== null) {
+      // A body held for MCP inspection must arrive within the head timeout.
+      if (now - this.reqStartMs > this.lr.http.headTimeoutMs) {
+        this.collected = null;
+        this.reply(ErrorCode.RequestTimeout);
+      }
+      return;
+    }
     if (this.state === State.Queued) {
       if (this.deadlineMs !== 0 && now > this.deadlineMs) {
         this.cluster!.queue.cancel(this);
@@ -651,6 +810,25 @@ for (const name of ['onRequestData', 'onRequestEnd', 'onClientClose', 'onClientD
 
 function retryFired(x: H2Exchange): void {
   x.onRetryTimer();
+}
+
+/** The MCP fields of a request's headers (HTTP/2 field names are lower-case). */
+function h2McpHead(h: HeaderBlock, method: string, rawPath: string): McpRequestHead {
+  const one = (k: string): string | null => {
+    const v = h[k];
+    return typeof v === 'string' ? v.trim() : Array.isArray(v) ? (v[0] ?? null) : null;
+  };
+  const q = rawPath.indexOf('?');
+  return {
+    httpMethod: method,
+    contentType: (one('content-type') ?? '').toLowerCase(),
+    accept: (one('accept') ?? '').toLowerCase(),
+    protocolVersion: one('mcp-protocol-version') ?? '',
+    mcpMethod: one('mcp-method'),
+    mcpName: one('mcp-name'),
+    sessionId: one('mcp-session-id'),
+    legacyQuery: q !== -1 && /[?&]sessionId=/.test(rawPath.slice(q)),
+  };
 }
 
 function stripPseudo(t: HeaderBlock): HeaderBlock {

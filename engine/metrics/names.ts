@@ -26,6 +26,14 @@ export const METRIC_FAMILIES = {
   zone_requests_total: { type: 'counter', help: 'Requests sent (attempts), by source and destination zone.' },
   zone_bytes_total: { type: 'counter', help: 'HTTP bytes sent to and received from upstreams, by source and destination zone.' },
   zone_cross_transfer_cost_usd_total: { type: 'counter', help: 'Estimated cost of the bytes that crossed zones (price per GB each way, proxy.zoneTransferUsdPerGb).' },
+  mcp_authz_allow_total: { type: 'counter', help: 'MCP calls of tools, resources and prompts allowed by an MCP policy, by policy and rule.' },
+  mcp_authz_deny_total: { type: 'counter', help: 'MCP calls denied by MCP policy (answered with JSON-RPC error -32003); mode="audit" were let through.' },
+  mcp_list_filtered_total: { type: 'counter', help: 'Entries removed from tools/list, resources/list and prompts/list results by MCP policy.' },
+  mcp_uninspected_total: { type: 'counter', help: 'MCP requests passed on without inspection, by reason (oversized body with oversizedBody: pass).' },
+  mcp_rejected_total: { type: 'counter', help: 'MCP requests refused before reaching the server, by reason (parse-error, invalid-request, header-mismatch, body-too-large, content-type).' },
+  mcp_sessions_opened_total: { type: 'counter', help: 'MCP sessions opened (an initialize answered with an Mcp-Session-Id).' },
+  mcp_sessions_active: { type: 'gauge', help: 'MCP sessions open: opened minus ended (DELETE, or the server answering 404 for the session).' },
+  mcp_streams_active: { type: 'gauge', help: 'MCP SSE streams open (POST responses and GET streams).' },
 } as const satisfies Record<string, MetricFamily>;
 
 export type MetricName = keyof typeof METRIC_FAMILIES;

@@ -54,6 +54,43 @@ export class HttpStats {
   }
 }
 
+export interface McpLabels {
+  direction: Direction;
+  route: string;
+  /** The JSON-RPC method (unknown ones as "_other"). */
+  method: string;
+  /** The tool or prompt name or resource URI ('' for methods without one; "_overflow" past the limit). */
+  name: string;
+}
+
+/** One MCP operation's signals: calls, their outcome (a JSON-RPC error or a tool result with isError is a failure) and latency. */
+export class McpStats {
+  requests = 0;
+  success = 0;
+  failure = 0;
+  readonly latency = new LatencyHistogram();
+  /** Failures by cause: a JSON-RPC error code, "is-error", "denied", "no-response", "http-<status>". */
+  readonly errors = new Map<string, number>();
+  constructor(readonly labels: McpLabels) {}
+
+  fail(error: string): void {
+    this.failure++;
+    this.errors.set(error, (this.errors.get(error) ?? 0) + 1);
+  }
+}
+
+export interface McpStatsSnapshot {
+  labels: McpLabels;
+  requests: number;
+  success: number;
+  failure: number;
+  buckets: number[];
+  hdr: number[];
+  sumMs: number;
+  count: number;
+  errors: Record<string, number>;
+}
+
 export interface TcpLabels {
   direction: Direction;
   peer: 'src' | 'dst';
@@ -134,6 +171,8 @@ export interface WorkerMetricsSnapshot {
   counters: Sample[];
   /** Gauges read at snapshot time (ready endpoints, zones in use, queue depth, ...). */
   gauges: Sample[];
+  /** MCP operations (absent when none was seen). */
+  mcp?: McpStatsSnapshot[];
 }
 
 /** Live TCP counts that only exist on open sockets (bytes so far), summed at snapshot time. */
@@ -163,6 +202,31 @@ export class MetricsRegistry {
     }
     s = new HttpStats(clientId === '' ? { direction, authority, route, backend, dst_zone: zone } : { direction, authority, route, backend, dst_zone: zone, client_id: clientId });
     this.http.set(key, s);
+    return s;
+  }
+
+  private readonly mcp = new Map<string, McpStats>();
+  private readonly mcpNames = new Map<string, Set<string>>();
+
+  /**
+   * The stats of one MCP operation. Names are bounded per direction and method: past `maxNames`
+   * distinct ones, new names share the "_overflow" series (clients choose names; a metric must not).
+   */
+  mcpStats(direction: Direction, route: string, method: string, name: string, maxNames: number): McpStats {
+    const key = `${direction}\u0000${route}\u0000${method}\u0000${name}`;
+    let s = this.mcp.get(key);
+    if (s !== undefined) return s;
+    if (name !== '') {
+      const nk = `${direction}\u0000${method}`;
+      let seen = this.mcpNames.get(nk);
+      if (seen === undefined) this.mcpNames.set(nk, (seen = new Set()));
+      if (!seen.has(name)) {
+        if (seen.size >= maxNames) return this.mcpStats(direction, route, method, '_overflow', Infinity);
+        seen.add(name);
+      }
+    }
+    s = new McpStats({ direction, route, method, name });
+    this.mcp.set(key, s);
     return s;
   }
 
@@ -231,6 +295,21 @@ export class MetricsRegistry {
           ...(r.grpc.size > 0 ? { grpc: Object.fromEntries([...r.grpc].map(([k, v]) => [String(k), [v[0], v[1]] as [number, number]])) } : {}),
         })),
       })),
+      ...(this.mcp.size > 0
+        ? {
+            mcp: [...this.mcp.values()].map((m) => ({
+              labels: m.labels,
+              requests: m.requests,
+              success: m.success,
+              failure: m.failure,
+              buckets: m.latency.bucketCounts(),
+              hdr: m.latency.exportPairs(),
+              sumMs: m.latency.sumUs / 1000,
+              count: m.latency.count,
+              errors: Object.fromEntries(m.errors),
+            })),
+          }
+        : {}),
       tcp: [...this.tcp.values()].map((s) => ({
         labels: s.labels,
         opened: s.opened,

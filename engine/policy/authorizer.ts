@@ -18,10 +18,8 @@ export interface Decision {
   audited: boolean;
 }
 
-interface CompiledAuthz {
+interface CompiledAuthz extends ClientMatch {
   a: AuthorizationSnapshot;
-  identities: RegExp[] | null;
-  networks: { list: net.BlockList; except: net.BlockList } | null;
 }
 
 interface RoutePolicy {
@@ -57,10 +55,19 @@ export class Authorizer {
     }
   }
 
+  private serverFor(listener: string, port: number): Authorizer['servers'][number] | undefined {
+    const app = this.appPorts.get(listener);
+    return this.servers.find((s) => s.listener === listener || (s.listener === undefined && (s.port === port || (app !== undefined && app.includes(s.port!)))));
+  }
+
+  /** The name of the Server that covers this listener's port ('' when none). */
+  serverName(listener: string, port: number): string {
+    return this.serverFor(listener, port)?.name ?? '';
+  }
+
   /** Whether a client may reach this listener's port (and, for HTTP, `path`). */
   decide(listener: string, port: number, identity: string | null, address: string, path: string | null): Decision {
-    const app = this.appPorts.get(listener);
-    const server = this.servers.find((s) => s.listener === listener || (s.listener === undefined && (s.port === port || (app !== undefined && app.includes(s.port!)))));
+    const server = this.serverFor(listener, port);
     if (server === undefined) return this.byDefault(identity, address);
     if (path !== null && this.routes.length > 0) {
       // Routes with policies of their own decide their paths, and every one whose match covers
@@ -114,8 +121,18 @@ function pathTest(m: PathMatch | undefined): (path: string) => boolean {
 }
 
 function compileAuthz(a: AuthorizationSnapshot): CompiledAuthz {
+  return { a, ...compileClients(a) };
+}
+
+/** Which clients a rule names: mesh identities, networks, or both (absent: any). */
+export interface ClientMatch {
+  identities: RegExp[] | null;
+  networks: { list: net.BlockList; except: net.BlockList } | null;
+}
+
+export function compileClients(a: { identities?: string[]; networks?: { cidr: string; except: string[] }[] }): ClientMatch {
   const identities = a.identities === undefined ? null : a.identities.map(identityPattern);
-  let networks: CompiledAuthz['networks'] = null;
+  let networks: ClientMatch['networks'] = null;
   if (a.networks !== undefined) {
     const list = new net.BlockList();
     const except = new net.BlockList();
@@ -125,10 +142,10 @@ function compileAuthz(a: AuthorizationSnapshot): CompiledAuthz {
     }
     networks = { list, except };
   }
-  return { a, identities, networks };
+  return { identities, networks };
 }
 
-function matches(c: CompiledAuthz, identity: string | null, address: string): boolean {
+export function matches(c: ClientMatch, identity: string | null, address: string): boolean {
   if (c.identities !== null && (identity === null || !c.identities.some((re) => re.test(identity)))) return false;
   if (c.networks !== null && (!inList(c.networks.list, address) || inList(c.networks.except, address))) return false;
   return true;

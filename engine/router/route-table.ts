@@ -44,6 +44,8 @@ export class CompiledRoute {
   private readonly rotation: WeightedRotation<WeightedCluster>;
   /** True when the route matches every request (no hosts, no match conditions). */
   readonly catchAll: boolean;
+  /** The route carries MCP: its requests are inspected. */
+  readonly mcp: boolean;
 
   constructor(r: RouteSnapshot, clusters: ReadonlyMap<string, Cluster>, retry: CompiledRetry | null = null) {
     this.name = r.name;
@@ -51,6 +53,7 @@ export class CompiledRoute {
     this.responseTimeoutMs = r.responseTimeoutMs ?? 0;
     this.idleTimeoutMs = r.idleTimeoutMs ?? 0;
     this.retry = retry;
+    this.mcp = r.mcp === true;
     this.backends = r.backends
       .filter((b) => b.weight > 0)
       .map((b) => ({ cluster: clusters.get(b.service)!, weight: b.weight }));

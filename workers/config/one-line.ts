@@ -6,6 +6,7 @@ import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_DETECT_TIMEOUT_MS,
   DEFAULT_HTTP_SETTINGS,
+  DEFAULT_MCP_SETTINGS,
   DEFAULT_POOL_SETTINGS,
   type EngineSnapshot,
   type SocketAddress,
@@ -21,6 +22,8 @@ export interface OneLineOptions {
   balancer?: BalancerKind;
   /** How requests go to the endpoints (default 'auto': the version the client spoke). */
   upstreamProtocol?: UpstreamProtocol;
+  /** Inspect all HTTP traffic that is MCP (per-tool metrics without a config file). */
+  mcp?: boolean;
 }
 
 /** Whether a --upstream-protocol value is one the engine knows. */
@@ -56,5 +59,6 @@ export function oneLineSnapshot(o: OneLineOptions): EngineSnapshot {
       },
     ],
     routes: [{ name: 'default', hostnames: [], matches: [], backends: [{ service: 'upstream', weight: 1 }], requestTimeoutMs: 0 }],
+    ...(o.mcp === true ? { mcp: { ...DEFAULT_MCP_SETTINGS, inspectAll: true, policies: [] } } : {}),
   };
 }

@@ -19,9 +19,30 @@ export interface PolicyConfig {
   }[];
 }
 
+export interface McpConfig {
+  inspectAll?: boolean;
+  maxBodyBytes?: number;
+  oversizedBody?: 'reject' | 'pass';
+  maxNames?: number;
+  audit?: boolean;
+  policies?: {
+    name: string;
+    targetRef: { kind: 'Server' | 'HTTPRoute'; name: string };
+    rules: {
+      name?: string;
+      meshTLS?: { identities: string[] };
+      network?: { networks: { cidr: string; except?: string[] }[] };
+      tools?: string[];
+      resources?: string[];
+      prompts?: string[];
+    }[];
+  }[];
+}
+
 export interface ConfigFile {
   proxy?: ProxyConfig;
   policy?: PolicyConfig;
+  mcp?: McpConfig;
   listeners: ListenerConfig[];
   services: ServiceConfig[];
   routes?: RouteConfig[];
@@ -116,6 +137,8 @@ export interface RuleConfig extends TimeoutFields {
 /** Either `matches` + `backendRefs` directly, or `rules` (checked in code: the schema keeps errors simple). */
 export interface RouteConfig extends TimeoutFields {
   name: string;
+  /** The route carries MCP: inspected, counted per tool, authorized by MCP policies. */
+  mcp?: boolean;
   hostnames?: string[];
   timeoutMs?: number;
   retry?: RetryConfig;
@@ -269,6 +292,52 @@ const POLICY = {
   },
 } as const;
 
+const MCP_NAMES = { type: 'array', items: { type: 'string', minLength: 1 } } as const;
+
+const MCP = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    inspectAll: { type: 'boolean' },
+    maxBodyBytes: { type: 'integer', minimum: 1 },
+    oversizedBody: { enum: ['reject', 'pass'] },
+    maxNames: { type: 'integer', minimum: 1 },
+    audit: { type: 'boolean' },
+    policies: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'targetRef', 'rules'],
+        properties: {
+          name: NAME,
+          targetRef: { type: 'object', additionalProperties: false, required: ['kind', 'name'], properties: { kind: { enum: ['Server', 'HTTPRoute'] }, name: ROUTE_REF } },
+          rules: {
+            type: 'array',
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              properties: {
+                name: NAME,
+                meshTLS: { type: 'object', additionalProperties: false, required: ['identities'], properties: { identities: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } } } },
+                network: {
+                  type: 'object',
+                  additionalProperties: false,
+                  required: ['networks'],
+                  properties: { networks: { type: 'array', minItems: 1, items: { type: 'object', additionalProperties: false, required: ['cidr'], properties: { cidr: CIDR, except: { type: 'array', items: CIDR } } } } },
+                },
+                tools: MCP_NAMES,
+                resources: MCP_NAMES,
+                prompts: MCP_NAMES,
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+} as const;
+
 /** How the schema is compiled (at build time by gen-validator.ts, else at run time). */
 export const AJV_OPTIONS = { allErrors: true, verbose: true, strict: true, strictRequired: false } as const;
 
@@ -402,6 +471,7 @@ export const CONFIG_FILE_SCHEMA = {
         required: ['name'],
         properties: {
           name: NAME,
+          mcp: { type: 'boolean' },
           hostnames: { type: 'array', items: { type: 'string', minLength: 1 } },
           timeoutMs: DURATION_MS,
           responseTimeoutMs: DURATION_MS,
@@ -429,7 +499,9 @@ export const CONFIG_FILE_SCHEMA = {
           },
         },
       },
-    },    policy: POLICY,
+    },
+    policy: POLICY,
+    mcp: MCP,
 
   },
 } as const;

@@ -23,6 +23,9 @@ import { DEFAULT_BALANCER,
   DEFAULT_DETECT_TIMEOUT_MS,
   DEFAULT_HTTP_SETTINGS,
   DEFAULT_POOL_SETTINGS,
+  DEFAULT_MCP_SETTINGS,
+  type McpRuleSnapshot,
+  type McpSettings,
   type AuthorizationSnapshot,
   type EndpointSnapshot,
   type EngineSnapshot,
@@ -42,6 +45,7 @@ import {
   type BackendRefConfig,
   type ConfigFile,
   type MatchConfig,
+  type McpConfig,
   type RetryConfig,
   type RouteConfig,
   type RuleConfig,
@@ -419,7 +423,28 @@ function translate(file: ConfigFile, version: string): Translation {
       }),
     };
   }
+  if (file.mcp !== undefined) snapshot.mcp = translateMcp(file.mcp);
   return { snapshot, problems, origins };
+}
+
+function translateMcp(m: McpConfig): McpSettings {
+  return {
+    inspectAll: m.inspectAll ?? DEFAULT_MCP_SETTINGS.inspectAll,
+    maxBodyBytes: m.maxBodyBytes ?? DEFAULT_MCP_SETTINGS.maxBodyBytes,
+    oversizedBody: m.oversizedBody ?? DEFAULT_MCP_SETTINGS.oversizedBody,
+    maxNames: m.maxNames ?? DEFAULT_MCP_SETTINGS.maxNames,
+    audit: m.audit ?? false,
+    policies: (m.policies ?? []).map((p) => ({
+      name: p.name,
+      target: { kind: p.targetRef.kind === 'Server' ? 'server' : 'route', name: p.targetRef.name },
+      rules: p.rules.map((r, i) => {
+        const out: McpRuleSnapshot = { name: r.name ?? String(i), tools: [...(r.tools ?? [])], resources: [...(r.resources ?? [])], prompts: [...(r.prompts ?? [])] };
+        if (r.meshTLS !== undefined) out.identities = [...r.meshTLS.identities];
+        if (r.network !== undefined) out.networks = r.network.networks.map((n) => ({ cidr: n.cidr, except: [...(n.except ?? [])] }));
+        return out;
+      }),
+    })),
+  };
 }
 
 /** Appends the snapshot routes of one file route (one per rule) and returns their names. */
@@ -445,6 +470,7 @@ function translateRoute(
         backends: translateBackends(rule.backendRefs),
         requestTimeoutMs: rule.timeoutMs ?? r.timeoutMs ?? 0,
         ...routePolicies(rule, r),
+        ...(r.mcp === true ? { mcp: true } : {}),
       });
       origins.routes.push({
         route: at,
@@ -466,6 +492,7 @@ function translateRoute(
     backends: translateBackends(r.backendRefs ?? []),
     requestTimeoutMs: r.timeoutMs ?? 0,
     ...routePolicies(r, r),
+    ...(r.mcp === true ? { mcp: true } : {}),
   });
   origins.routes.push({ route: at, rule: at, ruleNamed: false, ruleTimeout: false, ruleRetry: false });
   return [r.name];
@@ -661,6 +688,18 @@ function toFilePath(path: readonly PathSegment[], origins: Origins): PathSegment
       const [f, ...more] = rest;
       const tail = f === 'target' ? ['targetRef', ...more] : f === 'identities' ? ['meshTLS', 'identities', ...more] : f === 'networks' ? ['network', 'networks', ...more] : f === undefined ? [] : [f, ...more];
       return ['policy', 'authorizationPolicies', field, ...tail];
+    }
+    case 'mcp': {
+      // policies[i].target and rules[j].{identities,networks} are targetRef, meshTLS.identities and network.networks in the file.
+      if (index !== 'policies' || field === undefined) return [...path];
+      const [f, ...more] = rest;
+      if (f === 'target') return ['mcp', 'policies', field, 'targetRef', ...more];
+      if (f === 'rules' && more.length >= 2) {
+        const [j, g, ...tail] = more;
+        const mapped = g === 'identities' ? ['meshTLS', 'identities'] : g === 'networks' ? ['network', 'networks'] : [g!];
+        return ['mcp', 'policies', field, 'rules', j!, ...mapped, ...tail];
+      }
+      return [...path];
     }
     case 'http':
     case 'opaquePorts':

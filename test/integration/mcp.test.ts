@@ -1,0 +1,324 @@
+// MCP through the proxy with the official SDK client and server (Streamable HTTP): per-tool metrics,
+// deny-by-default MCP policy (denied calls answered as JSON-RPC errors that never reach the server,
+// list results filtered), SSE progress passing through, resumption with Last-Event-ID, raw JSON-RPC
+// edge cases (batches mixing allowed and denied calls, invalid JSON, header/body mismatch, oversized
+// bodies, wrong content types), audit mode, and the one-line --mcp.
+
+import { after, before, describe, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as http from 'node:http';
+import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { scrape } from '../helpers/admin-probe';
+import { TempConfig } from '../helpers/config-file';
+import { connectClient, initializeRaw, type McpTestServer, postRpc, README_URI, resultText, SECRET_URI, startMcpServer } from '../helpers/mcp-server';
+import { metricSum, type ProxyProcess, startProxy } from '../helpers/proxy-process';
+
+const CALL_MS = 10_000;
+
+function meshYaml(port: number, mcp: string): string {
+  return `
+listeners:
+  - { name: out, address: 127.0.0.1:0, routes: [tools, plain] }
+services:
+  - name: mcp-server
+    endpoints: [{ address: 127.0.0.1:${port} }]
+routes:
+  - name: tools
+    mcp: true
+    matches: [{ path: { type: PathPrefix, value: /mcp } }]
+    backendRefs: [{ name: mcp-server }]
+  - name: plain
+    backendRefs: [{ name: mcp-server }]
+mcp:
+  maxBodyBytes: 65536
+${mcp}
+`;
+}
+
+const POLICY = `
+  policies:
+    - name: agents
+      targetRef: { kind: HTTPRoute, name: tools }
+      rules:
+        - name: local-agents
+          network: { networks: [{ cidr: 127.0.0.0/8 }] }
+          tools: [echo, add, fail, boom, slow, "first_*"]
+          resources: ["file:///docs/*"]
+          prompts: [greet]
+`;
+
+async function metrics(p: ProxyProcess): Promise<string> {
+  return scrape(p);
+}
+
+function mcpCount(text: string, name: string, labels: Record<string, string>): number {
+  return metricSum(text, name, labels);
+}
+
+describe('MCP with a deny-by-default policy (SDK client and server through the proxy)', { timeout: 120_000 }, () => {
+  let server: McpTestServer;
+  let cfg: TempConfig;
+  let proxy: ProxyProcess;
+  let url: string;
+
+  before(async () => {
+    server = await startMcpServer({ retryIntervalMs: 50 });
+    cfg = new TempConfig(meshYaml(server.port, POLICY));
+    proxy = await startProxy(['--config', cfg.file, '--workers', '1', '--drain-grace-ms', '500']);
+    url = `http://127.0.0.1:${proxy.ports['out']}/mcp`;
+  });
+  after(async () => {
+    await proxy?.stop();
+    await server?.close();
+    cfg?.remove();
+  });
+
+  test('tools/list is filtered; allowed calls work; denied ones get -32003 and never reach the server', async () => {
+    const c = await connectClient(url);
+    try {
+      const tools = (await c.listTools(undefined, { timeout: CALL_MS })).tools.map((t) => t.name).sort();
+      assert.deepEqual(tools, ['add', 'boom', 'echo', 'fail', 'first_event', 'slow']);
+      assert.equal(resultText(await c.callTool({ name: 'echo', arguments: { text: 'hi' } }, undefined, { timeout: CALL_MS })), 'hi');
+      const fail = await c.callTool({ name: 'fail', arguments: {} }, undefined, { timeout: CALL_MS });
+      assert.equal(fail.isError, true);
+      const denied = await c.callTool({ name: 'delete_everything', arguments: {} }, undefined, { timeout: CALL_MS }).then(
+        () => assert.fail('the denied call resolved'),
+        (e: unknown) => e as { code?: number; message?: string },
+      );
+      assert.equal(denied.code, -32003);
+      assert.match(String(denied.message), /delete_everything/);
+      assert.ok(!server.calls.includes('tool:delete_everything'), server.calls.join(','));
+      // The session lives on after a denial.
+      assert.equal(resultText(await c.callTool({ name: 'add', arguments: { a: 2, b: 3 } }, undefined, { timeout: CALL_MS })), '5');
+
+      const resources = (await c.listResources(undefined, { timeout: CALL_MS })).resources.map((r) => r.uri);
+      assert.deepEqual(resources, [README_URI]);
+      const doc = await c.readResource({ uri: README_URI }, { timeout: CALL_MS });
+      assert.ok(doc.contents.length > 0);
+      await assert.rejects(c.readResource({ uri: SECRET_URI }, { timeout: CALL_MS }), (e: { code?: number }) => e.code === -32003);
+      // A dot segment does not lead out of the granted directory.
+      await assert.rejects(c.readResource({ uri: 'file:///docs/../secret/keys.txt' }, { timeout: CALL_MS }), (e: { code?: number }) => e.code === -32003);
+      assert.ok(!server.calls.includes(`resource:${SECRET_URI}`));
+
+      const prompts = (await c.listPrompts(undefined, { timeout: CALL_MS })).prompts.map((p) => p.name);
+      assert.deepEqual(prompts, ['greet']);
+      const greet = await c.getPrompt({ name: 'greet', arguments: { name: 'Ada' } }, { timeout: CALL_MS });
+      assert.ok(JSON.stringify(greet.messages).includes('Ada'));
+      await assert.rejects(c.getPrompt({ name: 'admin_override' }, { timeout: CALL_MS }), (e: { code?: number }) => e.code === -32003);
+      assert.ok(!server.calls.includes('prompt:admin_override'));
+    } finally {
+      await c.close();
+    }
+
+    const m = await metrics(proxy);
+    const at = { route: 'tools', method: 'tools/call' };
+    assert.equal(mcpCount(m, 'mcp_request_total', { ...at, name: 'echo' }), 1);
+    assert.equal(mcpCount(m, 'mcp_response_total', { ...at, name: 'echo', classification: 'success' }), 1);
+    assert.equal(mcpCount(m, 'mcp_response_total', { ...at, name: 'fail', classification: 'failure' }), 1);
+    assert.equal(mcpCount(m, 'mcp_response_errors_total', { ...at, name: 'fail', error: 'is-error' }), 1);
+    assert.equal(mcpCount(m, 'mcp_response_errors_total', { ...at, name: 'delete_everything', error: 'denied' }), 1);
+    assert.equal(mcpCount(m, 'mcp_response_latency_ms_count', { ...at, name: 'echo' }), 1);
+    assert.equal(mcpCount(m, 'mcp_authz_deny_total', { route: 'tools', mode: 'enforce' }), 4);
+    assert.ok(mcpCount(m, 'mcp_authz_allow_total', { route: 'tools', policy: 'agents', rule: 'local-agents' }) >= 5);
+    // One tool, one resource and one prompt were filtered out of the lists.
+    assert.equal(mcpCount(m, 'mcp_list_filtered_total', { route: 'tools' }), 3);
+    assert.equal(mcpCount(m, 'mcp_response_total', { route: 'tools', method: 'resources/read', name: README_URI, classification: 'success' }), 1);
+    assert.equal(mcpCount(m, 'mcp_response_total', { route: 'tools', method: 'prompts/get', name: 'greet', classification: 'success' }), 1);
+    assert.ok(mcpCount(m, 'mcp_sessions_opened_total', {}) >= 1);
+  });
+
+  test('progress notifications stream through as they are sent', async () => {
+    const c = await connectClient(url);
+    try {
+      const arrivals: number[] = [];
+      const t0 = Date.now();
+      const r = await c.callTool({ name: 'slow', arguments: { steps: 4, delayMs: 150 } }, undefined, { timeout: CALL_MS, onprogress: () => arrivals.push(Date.now() - t0) });
+      assert.equal(resultText(r), 'done');
+      assert.equal(arrivals.length, 4);
+      // Spread over the call, not delivered in one lump at the end.
+      assert.ok(arrivals[3]! - arrivals[0]! >= 300, arrivals.join(','));
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('a stream cut mid-call resumes through the proxy with Last-Event-ID', async () => {
+    const errors: string[] = [];
+    const c = await connectClient(url, {
+      reconnectionOptions: { initialReconnectionDelay: 50, maxReconnectionDelay: 200, reconnectionDelayGrowFactor: 1.5, maxRetries: 3 },
+      onerror: (e) => errors.push(e.message),
+    });
+    try {
+      server.cutStreamAfterProgress('slow', 1);
+      const progress: number[] = [];
+      const before = server.calls.filter((x) => x === 'tool:slow').length;
+      const r = await c.callTool({ name: 'slow', arguments: { steps: 3, delayMs: 100 } }, undefined, { timeout: CALL_MS, onprogress: (p) => progress.push(p.progress) });
+      assert.equal(resultText(r), 'done');
+      assert.deepEqual(progress, [1, 2, 3]);
+      assert.ok(server.requests.some((q) => q.method === 'GET' && q.headers['last-event-id'] !== undefined), 'no resumption GET reached the server');
+      assert.equal(server.calls.filter((x) => x === 'tool:slow').length, before + 1, 'the call ran once');
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('a DELETE ends the session in the gauge', async () => {
+    const c = await connectClient(url);
+    const before = mcpCount(await metrics(proxy), 'mcp_sessions_active', {});
+    await (c.transport as StreamableHTTPClientTransport).terminateSession();
+    await c.close();
+    const after = mcpCount(await metrics(proxy), 'mcp_sessions_active', {});
+    assert.equal(after, before - 1);
+  });
+
+  test('a batch mixing allowed and denied calls: only the denied entries are refused', async () => {
+    const h = await initializeRaw(url, '2025-03-26');
+    const before = server.calls.length;
+    const a = await postRpc(
+      url,
+      [
+        { jsonrpc: '2.0', id: 'a', method: 'tools/call', params: { name: 'echo', arguments: { text: 'one' } } },
+        { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'delete_everything', arguments: {} } },
+        { jsonrpc: '2.0', id: 'c', method: 'tools/call', params: { name: 'add', arguments: { a: 1, b: 1 } } },
+      ],
+      h,
+    );
+    assert.equal(a.status, 200, a.body);
+    const byId = new Map((a.messages as { id: unknown }[]).map((m) => [m.id, m as Record<string, unknown>]));
+    assert.equal(byId.size, 3, a.body);
+    assert.equal(resultText(byId.get('a')!['result']), 'one');
+    assert.equal(resultText(byId.get('c')!['result']), '2');
+    assert.equal((byId.get(7)!['error'] as { code: number }).code, -32003);
+    assert.deepEqual(server.calls.slice(before), ['tool:echo', 'tool:add']);
+
+    // All denied: answered by the proxy alone, as a batch.
+    const b = await postRpc(url, [{ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'delete_everything' } }, { jsonrpc: '2.0', id: 2, method: 'prompts/get', params: { name: 'admin_override' } }], h);
+    assert.equal(b.status, 200);
+    assert.deepEqual((b.messages as { id: number; error: { code: number } }[]).map((m) => [m.id, m.error.code]), [[1, -32003], [2, -32003]]);
+    assert.equal(server.calls.length, before + 2);
+  });
+
+  test('malformed JSON-RPC, wrong content types, header/body mismatch and oversized bodies get clear errors', async () => {
+    const h = await initializeRaw(url, '2025-11-25');
+    const raw = (body: string, headers: Record<string, string>): Promise<{ status: number; body: string }> =>
+      new Promise((resolve, reject) => {
+        const req = http.request(url, { method: 'POST', headers: { accept: 'application/json, text/event-stream', 'content-length': Buffer.byteLength(body), ...headers }, timeout: CALL_MS }, (res) => {
+          let b = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => (b += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    const bad = await raw('{"jsonrpc":"2.0","id":1,"method":', { 'content-type': 'application/json', ...h });
+    assert.equal(bad.status, 400);
+    assert.equal((JSON.parse(bad.body) as { error: { code: number } }).error.code, -32700);
+    const invalid = await raw('{"jsonrpc":"1.0","id":1}', { 'content-type': 'application/json', ...h });
+    assert.equal(invalid.status, 400);
+    assert.equal((JSON.parse(invalid.body) as { error: { code: number } }).error.code, -32600);
+    const ct = await raw('{"jsonrpc":"2.0","id":1,"method":"ping"}', { 'content-type': 'text/plain', ...h });
+    assert.equal(ct.status, 415);
+
+    // 2026-07-28: Mcp-Method / Mcp-Name mirror the body and must agree with it.
+    const stateless = { 'content-type': 'application/json', 'mcp-protocol-version': '2026-07-28' };
+    const call = (name: string): string => JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name, arguments: { text: 'x' } } });
+    const before = server.calls.length;
+    const mismatch = await raw(call('delete_everything'), { ...stateless, 'mcp-method': 'tools/call', 'mcp-name': 'echo' });
+    assert.equal(mismatch.status, 400);
+    const e = JSON.parse(mismatch.body) as { id: number; error: { code: number; message: string } };
+    assert.equal(e.error.code, -32020);
+    assert.equal(e.id, 9);
+    const missing = await raw(call('echo'), { ...stateless, 'mcp-method': 'tools/call' });
+    assert.equal(missing.status, 400);
+    assert.match(missing.body, /Mcp-Name header is required/);
+    const wrongMethod = await raw(call('echo'), { ...stateless, 'mcp-method': 'tools/list', 'mcp-name': 'echo' });
+    assert.equal(wrongMethod.status, 400);
+    assert.equal(server.calls.length, before, 'nothing reached the server');
+
+    // Past maxBodyBytes (64 KiB here): 413, whether framed by length or chunked; the proxy keeps serving.
+    const big = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'x'.repeat(100_000) } } });
+    const over = await raw(big, { 'content-type': 'application/json', ...h });
+    assert.equal(over.status, 413);
+    assert.equal((JSON.parse(over.body) as { error: { code: number } }).error.code, -32004);
+    const ok = await postRpc(url, { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { text: 'after' } } }, h);
+    assert.equal(ok.status, 200);
+    assert.equal(resultText((ok.messages[0] as { result: unknown }).result), 'after');
+
+    const m = await metrics(proxy);
+    for (const reason of ['parse-error', 'invalid-request', 'content-type', 'header-mismatch', 'body-too-large']) {
+      assert.ok(mcpCount(m, 'mcp_rejected_total', { reason }) >= 1, reason);
+    }
+  });
+
+  test('a chunked request body is inspected and sent on framed by length', async () => {
+    const h = await initializeRaw(url, '2025-11-25');
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'delete_everything', arguments: {} } });
+    const status = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...h } }, (res) => {
+        let b = '';
+        res.on('data', (d: Buffer) => (b += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b }));
+      });
+      req.on('error', reject);
+      req.write(body.slice(0, 20));
+      setTimeout(() => req.end(body.slice(20)), 30);
+    });
+    assert.equal(status.status, 200);
+    assert.equal((JSON.parse(status.body) as { error: { code: number } }).error.code, -32003);
+  });
+
+  test('the legacy HTTP+SSE transport and other routes pass untouched', async () => {
+    const before = mcpCount(await metrics(proxy), 'mcp_request_total', {});
+    // A POST that is not on the MCP route is not inspected, even when it is JSON-RPC.
+    const plain = await postRpc(`http://127.0.0.1:${proxy.ports['out']}/other`, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'delete_everything' } });
+    assert.equal(plain.status, 404);
+    assert.equal(mcpCount(await metrics(proxy), 'mcp_request_total', {}), before);
+  });
+});
+
+describe('MCP audit mode, and the one-line --mcp', { timeout: 60_000 }, () => {
+  test('audit mode lets a denied call through, counted and logged', async () => {
+    const server = await startMcpServer({});
+    const cfg = new TempConfig(meshYaml(server.port, `  audit: true\n${POLICY}`));
+    const proxy = await startProxy(['--config', cfg.file, '--workers', '1', '--drain-grace-ms', '500']);
+    try {
+      const c = await connectClient(`http://127.0.0.1:${proxy.ports['out']}/mcp`);
+      const tools = (await c.listTools(undefined, { timeout: CALL_MS })).tools.map((t) => t.name);
+      assert.ok(tools.includes('delete_everything'), 'audit mode filters nothing');
+      await c.callTool({ name: 'delete_everything', arguments: {} }, undefined, { timeout: CALL_MS });
+      await c.close();
+      assert.ok(server.calls.includes('tool:delete_everything'));
+      const m = await scrape(proxy);
+      assert.equal(metricSum(m, 'mcp_authz_deny_total', { mode: 'audit' }), 1);
+      assert.match(proxy.stderr() + proxy.stdout(), /MCP authorization audit: would deny, allowed/);
+    } finally {
+      await proxy.stop();
+      await server.close();
+      cfg.remove();
+    }
+  });
+
+  test('--mcp counts every tool without a config file (JSON responses too)', async () => {
+    const server = await startMcpServer({ json: true });
+    const proxy = await startProxy(['--listen', '127.0.0.1:0', '--to', `127.0.0.1:${server.port}`, '--mcp', '--workers', '1', '--drain-grace-ms', '500']);
+    try {
+      const port = proxy.ports['proxy'];
+      const c = await connectClient(`http://127.0.0.1:${port}/mcp`);
+      await c.callTool({ name: 'echo', arguments: { text: 'a' } }, undefined, { timeout: CALL_MS });
+      await c.callTool({ name: 'echo', arguments: { text: 'b' } }, undefined, { timeout: CALL_MS });
+      await c.callTool({ name: 'boom', arguments: {} }, undefined, { timeout: CALL_MS });
+      await assert.rejects(c.getPrompt({ name: 'nope' }, { timeout: CALL_MS }));
+      await c.close();
+      const m = await scrape(proxy);
+      assert.equal(metricSum(m, 'mcp_response_total', { method: 'tools/call', name: 'echo', classification: 'success' }), 2);
+      assert.equal(metricSum(m, 'mcp_response_total', { method: 'tools/call', name: 'boom', classification: 'failure' }), 1);
+      // An unknown prompt is a JSON-RPC error (-32602) from the server: a failure by its code.
+      assert.equal(metricSum(m, 'mcp_response_errors_total', { method: 'prompts/get', name: 'nope', error: '-32602' }), 1);
+      assert.equal(metricSum(m, 'mcp_authz_deny_total', {}), 0);
+    } finally {
+      await proxy.stop();
+      await server.close();
+    }
+  });
+});
