@@ -290,7 +290,7 @@ test('unknown fields are reported with the field path and a suggestion', () => {
 
 test('an unknown top-level field lists the known ones when nothing is close', () => {
   const err = configError(`${MINIMAL}\nextras: 1\n`);
-  assertProblem(err, 'extras', /^unknown field "extras"; known fields: proxy, listeners, services, routes, policy$/);
+  assertProblem(err, 'extras', /^unknown field "extras"; known fields: proxy, listeners, services, routes, policy, mcp$/);
 });
 
 test('wrong types and enum values say what is allowed and what was given', () => {
@@ -651,4 +651,63 @@ test('authorization policy problems name the field as written in the file', () =
   assertProblem(err, 'policy.servers[1]', /a port or a listener/);
   const bad = configError(AUTHZ.replace('cluster-authenticated', 'allow-all'));
   assertProblem(bad, 'policy.defaultPolicy', /must be one of "all-unauthenticated"/);
+});
+
+const MCP = AUTHZ.concat(`
+mcp:
+  maxBodyBytes: 4096
+  oversizedBody: pass
+  policies:
+    - name: agents
+      targetRef: { kind: HTTPRoute, name: r }
+      rules:
+        - name: readers
+          meshTLS: { identities: ["spiffe://mesh.test/ns/agents/sa/*"] }
+          tools: [search, "read_*"]
+          resources: ["file:///docs/*"]
+        - network: { networks: [{ cidr: 10.0.0.0/8 }] }
+          prompts: [greet]
+    - name: on-server
+      targetRef: { kind: Server, name: out-http }
+      rules: []
+`);
+
+test('MCP settings and policies translate, with defaults filled in', () => {
+  const s = parseConfigText(MCP.replace('  - name: r\n', '  - name: r\n    mcp: true\n'), FILE, 'v1');
+  assert.deepEqual(s.mcp, {
+    inspectAll: false,
+    maxBodyBytes: 4096,
+    oversizedBody: 'pass',
+    maxNames: 100,
+    audit: false,
+    policies: [
+      {
+        name: 'agents',
+        target: { kind: 'route', name: 'r' },
+        rules: [
+          { name: 'readers', identities: ['spiffe://mesh.test/ns/agents/sa/*'], tools: ['search', 'read_*'], resources: ['file:///docs/*'], prompts: [] },
+          { name: '1', networks: [{ cidr: '10.0.0.0/8', except: [] }], tools: [], resources: [], prompts: ['greet'] },
+        ],
+      },
+      { name: 'on-server', target: { kind: 'server', name: 'out-http' }, rules: [] },
+    ],
+  });
+  assert.equal(s.routes.find((r) => r.name === 'r')!.mcp, true);
+});
+
+test('MCP policy problems name the field as written in the file', () => {
+  const [head, mcpPart] = MCP.split('\nmcp:\n') as [string, string];
+  const err = configError(
+    head + '\nmcp:\n' + mcpPart.replace('{ kind: HTTPRoute, name: r }', '{ kind: HTTPRoute, name: nowhere }')
+      .replace('{ kind: Server, name: out-http }', '{ kind: Server, name: ghost }')
+      .replace('"spiffe://mesh.test/ns/agents/sa/*"', '"agents"')
+      .replace('cidr: 10.0.0.0/8 }', 'cidr: 10.0.0.0/40 }'),
+  );
+  assertProblem(err, 'mcp.policies[0].targetRef.name', /no route named "nowhere"/);
+  assertProblem(err, 'mcp.policies[1].targetRef.name', /no server named "ghost"/);
+  assertProblem(err, 'mcp.policies[0].rules[0].meshTLS.identities[0]', /SPIFFE ID pattern/);
+  assertProblem(err, 'mcp.policies[0].rules[1].network.networks[0].cidr', /not an address or CIDR/);
+  const typo = configError(MCP.replace('tools: [search', 'tool: [search').replace('oversizedBody: pass', 'oversizedBody: drop'));
+  assertProblem(typo, 'mcp.policies[0].rules[0].tool', /unknown field "tool" \(did you mean "tools"\?\)/);
+  assertProblem(typo, 'mcp.oversizedBody', /must be one of "reject", "pass"/);
 });
