@@ -25,6 +25,7 @@ import {
   type ListenerProtocol,
   type ListenerSnapshot,
   type PathMatch,
+  type McpSettings,
   type PolicySnapshot,
   type RetryCondition,
   type RetryPolicy,
@@ -83,6 +84,8 @@ export function validateListener(l: E.Listener): string[] {
   const problems: string[] = [];
   const policy = bowlineMetadata(l.metadata)['policy'];
   if (policy !== undefined) problems.push(...readPolicy(policy, `${at}: metadata io.bowline.policy`).problems);
+  const mcp = bowlineMetadata(l.metadata)['mcp'];
+  if (mcp !== undefined) problems.push(...readMcp(mcp, `${at}: metadata io.bowline.mcp`).problems);
   const chain = pickChain(l);
   if (chain === undefined) return problems;
   (chain.filters ?? []).forEach((f, i) => {
@@ -223,6 +226,8 @@ export function translateXds(res: XdsResources, o: TranslateOptions): Translatio
 
   /** The mesh's authorization policy (Bowline's control plane puts it on inbound listeners). */
   let policy: PolicySnapshot | undefined;
+  /** MCP inspection settings (on every listener of Bowline's control plane). */
+  let mcp: McpSettings | undefined;
   for (const l of res.listeners.values()) {
     const sa = l.address?.socket_address;
     if (sa === undefined || l.api_listener !== undefined) continue; // gRPC api_listeners are not for a proxy
@@ -239,6 +244,7 @@ export function translateXds(res: XdsResources, o: TranslateOptions): Translatio
     };
     if (typeof meta['defaultService'] === 'string') snap.defaultService = meta['defaultService'];
     if (snap.direction === 'inbound' && meta['policy'] !== undefined && policy === undefined) policy = readPolicy(meta['policy'], name).policy;
+    if (meta['mcp'] !== undefined && mcp === undefined) mcp = readMcp(meta['mcp'], name).mcp;
     // Connections redirected here go where they were going (their SO_ORIGINAL_DST), within this
     // listener: Envoy hands them to a per-port listener instead (those are not bound, below).
     if (l.use_original_dst?.value === true) snap.originalDst = true;
@@ -296,6 +302,7 @@ export function translateXds(res: XdsResources, o: TranslateOptions): Translatio
       http: { ...DEFAULT_HTTP_SETTINGS },
       opaquePorts: [],
       ...(policy === undefined ? {} : { policy }),
+      ...(mcp === undefined ? {} : { mcp }),
     },
     missing: missingList,
     warnings,
@@ -444,6 +451,7 @@ function translateRoute(r: E.Route, vh: E.VirtualHost, name: string, hostnames: 
     backends,
     requestTimeoutMs: typeof meta['requestTimeoutMs'] === 'number' ? meta['requestTimeoutMs'] : durationMs(a?.timeout) ?? ENVOY_ROUTE_TIMEOUT_MS,
   };
+  if (meta['mcp'] === true) out.mcp = true;
   const idle = typeof meta['idleTimeoutMs'] === 'number' ? meta['idleTimeoutMs'] : durationMs(a?.idle_timeout);
   if (idle !== undefined) out.idleTimeoutMs = idle;
   if (meta['retry'] !== undefined) {
@@ -653,6 +661,39 @@ function translateEndpoints(cla: E.ClusterLoadAssignment): EndpointSnapshot[] {
     }
   }
   return out;
+}
+
+/** MCP settings in a listener's io.bowline metadata, checked field by field. */
+export function readMcp(v: unknown, at: string): { mcp?: McpSettings; problems: string[] } {
+  const problems: string[] = [];
+  const isStrings = (x: unknown): x is string[] => Array.isArray(x) && x.every((e) => typeof e === 'string');
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return { problems: [`${at}: must be a struct`] };
+  const o = v as Record<string, unknown>;
+  for (const k of ['inspectAll', 'audit']) if (typeof o[k] !== 'boolean') problems.push(`${at}.${k}: must be a boolean`);
+  for (const k of ['maxBodyBytes', 'maxNames']) if (typeof o[k] !== 'number' || !((o[k] as number) >= 1)) problems.push(`${at}.${k}: must be a number >= 1`);
+  if (o['oversizedBody'] !== 'reject' && o['oversizedBody'] !== 'pass') problems.push(`${at}.oversizedBody: must be reject or pass`);
+  const policies = Array.isArray(o['policies']) ? (o['policies'] as Record<string, unknown>[]) : null;
+  if (policies === null) problems.push(`${at}.policies: must be a list`);
+  policies?.forEach((p, i) => {
+    const t = p?.['target'] as Record<string, unknown> | undefined;
+    if (typeof p?.['name'] !== 'string' || (t?.['kind'] !== 'server' && t?.['kind'] !== 'route') || typeof t?.['name'] !== 'string') problems.push(`${at}.policies[${i}]: needs a name and a target { kind: server|route, name }`);
+    const rules = Array.isArray(p?.['rules']) ? (p['rules'] as Record<string, unknown>[]) : null;
+    if (rules === null) problems.push(`${at}.policies[${i}].rules: must be a list`);
+    rules?.forEach((r, j) => {
+      const rat = `${at}.policies[${i}].rules[${j}]`;
+      if (typeof r?.['name'] !== 'string') problems.push(`${rat}.name: must be a string`);
+      for (const k of ['tools', 'resources', 'prompts']) if (!isStrings(r?.[k])) problems.push(`${rat}.${k}: must be a list of strings`);
+      if (r?.['identities'] !== undefined && !isStrings(r['identities'])) problems.push(`${rat}.identities: must be a list of SPIFFE ID patterns`);
+      const nets = r?.['networks'];
+      if (nets !== undefined && !(Array.isArray(nets) && nets.every((n: Record<string, unknown>) => typeof n?.['cidr'] === 'string' && isStrings(n['except'])))) problems.push(`${rat}.networks: must be a list of { cidr, except }`);
+    });
+  });
+  if (problems.length > 0) return { problems };
+  const mcp = v as McpSettings;
+  for (const p of findSnapshotProblems({ version: '', zone: '', listeners: [], services: [], routes: [], http: { ...DEFAULT_HTTP_SETTINGS }, opaquePorts: [], mcp })) {
+    if (p.path[0] === 'mcp' && !p.reason.startsWith('no ')) problems.push(`${at}.${p.path.slice(1).join('.')}: ${p.reason}`);
+  }
+  return problems.length > 0 ? { problems } : { mcp, problems };
 }
 
 const DEFAULT_POLICIES = ['all-unauthenticated', 'all-authenticated', 'cluster-authenticated', 'deny'];

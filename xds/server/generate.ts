@@ -17,6 +17,7 @@ import {
   type EngineSnapshot,
   type HeaderMatch,
   type ListenerSnapshot,
+  type McpSettings,
   type PolicySnapshot,
   type RetryPolicy,
   type RouteMatchSnapshot,
@@ -131,7 +132,7 @@ export function socketResources(mesh: EngineSnapshot, check = true): { listeners
   const listeners = new Map<string, Record<string, unknown>>();
   const routes = new Map<string, Record<string, unknown>>();
   for (const l of mesh.listeners) {
-    listeners.set(l.name, listenerMessage(l, mesh.policy));
+    listeners.set(l.name, listenerMessage(l, mesh.policy, mesh.mcp));
     if (l.protocol === 'opaque') continue;
     routes.set(l.name, { name: l.name, virtual_hosts: virtualHosts(l, l.routes.map((n) => byName.get(n)!)) });
   }
@@ -148,7 +149,7 @@ function httpConnectionManager(statPrefix: string, routeConfigName: string): Rec
   };
 }
 
-function listenerMessage(l: ListenerSnapshot, policy: PolicySnapshot | undefined): Record<string, unknown> {
+function listenerMessage(l: ListenerSnapshot, policy: PolicySnapshot | undefined, mcp: McpSettings | undefined): Record<string, unknown> {
   const filter =
     l.protocol === 'opaque'
       ? { name: 'envoy.filters.network.tcp_proxy', typed_config: packAny(TCP_PROXY, { stat_prefix: l.name, cluster: l.defaultService ?? '' }) }
@@ -157,6 +158,8 @@ function listenerMessage(l: ListenerSnapshot, policy: PolicySnapshot | undefined
   if (l.defaultService !== undefined) bowline['defaultService'] = l.defaultService;
   // The mesh's authorization policy rides on its inbound listeners, for Bowline proxies.
   if (policy !== undefined && l.direction === 'inbound') bowline['policy'] = policy;
+  // MCP inspection settings and policies ride on every listener (outbound proxies inspect too).
+  if (mcp !== undefined) bowline['mcp'] = mcp;
   return {
     name: l.name,
     address: { socket_address: { address: l.address.host, port_value: l.address.port } },
@@ -282,6 +285,7 @@ function routeMetadata(r: RouteSnapshot): Record<string, unknown> {
   if (r.responseTimeoutMs !== undefined) m['responseTimeoutMs'] = r.responseTimeoutMs;
   if (r.idleTimeoutMs !== undefined) m['idleTimeoutMs'] = r.idleTimeoutMs;
   if (r.retry !== undefined) m['retry'] = r.retry;
+  if (r.mcp === true) m['mcp'] = true;
   return { metadata: metadata(m) };
 }
 

@@ -269,3 +269,42 @@ services:
   assert.equal(s.listeners.find((l) => l.name === 'out')!.originalDst, true);
   assert.equal(s.listeners.find((l) => l.name === 'plain')!.originalDst, undefined);
 });
+
+test('MCP settings, policies and MCP routes round-trip exactly; a malformed MCP setting is NACKed naming the field', () => {
+  const mesh = parseConfigText(
+    `
+policy:
+  servers: [{ name: tools-srv, listener: in }]
+listeners:
+  - { name: in, address: 127.0.0.1:4143, direction: inbound, routes: [tools] }
+  - { name: out, address: 127.0.0.1:4140, routes: [tools] }
+services:
+  - { name: app, endpoints: [{ address: 127.0.0.1:8080 }] }
+routes:
+  - { name: tools, mcp: true, backendRefs: [{ name: app }] }
+mcp:
+  maxNames: 20
+  policies:
+    - name: grants
+      targetRef: { kind: Server, name: tools-srv }
+      rules:
+        - { name: readers, meshTLS: { identities: ["spiffe://mesh.test/ns/a/sa/*"] }, tools: [search], resources: ["file:///docs/*"] }
+        - { network: { networks: [{ cidr: 10.0.0.0/8 }] }, prompts: [greet] }
+`,
+    'mesh.yaml',
+    'v1',
+  );
+  const res = received(mesh, '');
+  const s = translateXds(res, { version: 'x1', zone: '', allowMissing: false }).snapshot!;
+  assert.deepEqual(s.mcp, mesh.mcp);
+  assert.equal(s.routes.find((r) => r.name === 'tools')!.mcp, true);
+  assert.deepEqual(validateSnapshot(s), []);
+  // A control plane that sends a broken MCP setting gets a NACK that names it.
+  const l = structuredClone(res.listeners.get('out') as E.Listener);
+  const meta = l.metadata!.filter_metadata!['io.bowline']!;
+  const bad = toStruct({ protocol: 'detect', detectTimeoutMs: 1000, mcp: { ...mesh.mcp, oversizedBody: 'drop', policies: [{ name: 'p', target: { kind: 'route', name: 'tools' }, rules: [{ name: 'r', tools: 'search', resources: [], prompts: [] }] }] } });
+  l.metadata!.filter_metadata!['io.bowline'] = { ...meta, ...bad };
+  const problems = validateListener(l).join('\n');
+  assert.match(problems, /io\.bowline\.mcp\.oversizedBody: must be reject or pass/);
+  assert.match(problems, /io\.bowline\.mcp\.policies\[0\]\.rules\[0\]\.tools: must be a list of strings/);
+});
