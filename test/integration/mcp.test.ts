@@ -8,6 +8,11 @@ import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as http from 'node:http';
 import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
+import { z } from 'zod';
 import { scrape } from '../helpers/admin-probe';
 import { TempConfig } from '../helpers/config-file';
 import { connectClient, initializeRaw, type McpTestServer, postRpc, README_URI, resultText, SECRET_URI, startMcpServer } from '../helpers/mcp-server';
@@ -268,7 +273,7 @@ describe('MCP with a deny-by-default policy (SDK client and server through the p
     assert.equal((JSON.parse(status.body) as { error: { code: number } }).error.code, -32003);
   });
 
-  test('the legacy HTTP+SSE transport and other routes pass untouched', async () => {
+  test('requests on other routes are not inspected', async () => {
     const before = mcpCount(await metrics(proxy), 'mcp_request_total', {});
     // A POST that is not on the MCP route is not inspected, even when it is JSON-RPC.
     const plain = await postRpc(`http://127.0.0.1:${proxy.ports['out']}/other`, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'delete_everything' } });
@@ -321,4 +326,68 @@ describe('MCP audit mode, and the one-line --mcp', { timeout: 60_000 }, () => {
       await server.close();
     }
   });
+});
+
+/** A server on the legacy HTTP+SSE transport (2024-11-05): GET /sse for the stream, POST /messages?sessionId=. */
+async function legacyServer(): Promise<{ port: number; posts: number; close(): Promise<void> }> {
+  const transports = new Map<string, SSEServerTransport>();
+  const state = { port: 0, posts: 0 };
+  const server = http.createServer((req, res) => {
+    void (async (): Promise<void> => {
+      if (req.method === 'GET' && req.url === '/sse') {
+        const t = new SSEServerTransport('/messages', res);
+        transports.set(t.sessionId, t);
+        const mcp = new McpServer({ name: 'legacy', version: '1.0.0' });
+        mcp.registerTool('echo', { inputSchema: { text: z.string() } }, ({ text }) => ({ content: [{ type: 'text', text }] }));
+        res.on('close', () => transports.delete(t.sessionId));
+        await mcp.connect(t);
+        return;
+      }
+      if (req.method === 'POST' && req.url?.startsWith('/messages')) {
+        state.posts++;
+        const id = new URL(req.url, 'http://x').searchParams.get('sessionId') ?? '';
+        const t = transports.get(id);
+        if (t === undefined) {
+          res.writeHead(404).end();
+          return;
+        }
+        await t.handlePostMessage(req, res);
+        return;
+      }
+      res.writeHead(404).end();
+    })();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  state.port = (server.address() as { port: number }).port;
+  return {
+    get port() {
+      return state.port;
+    },
+    get posts() {
+      return state.posts;
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+test('the legacy HTTP+SSE transport passes through --mcp untouched', { timeout: 30_000 }, async () => {
+  const legacy = await legacyServer();
+  const proxy = await startProxy(['--listen', '127.0.0.1:0', '--to', `127.0.0.1:${legacy.port}`, '--mcp', '--workers', '1', '--drain-grace-ms', '500']);
+  try {
+    const c = new Client({ name: 'legacy-client', version: '1.0.0' });
+    await c.connect(new SSEClientTransport(new URL(`http://127.0.0.1:${proxy.ports['proxy']}/sse`)), { timeout: CALL_MS });
+    const r = await c.callTool({ name: 'echo', arguments: { text: 'old' } }, undefined, { timeout: CALL_MS });
+    assert.equal(resultText(r), 'old');
+    await c.close();
+    assert.ok(legacy.posts >= 2, 'the messages went through the proxy');
+    const m = await scrape(proxy);
+    assert.equal(metricSum(m, 'mcp_request_total', {}), 0, 'nothing of the legacy transport was inspected');
+  } finally {
+    await proxy.stop();
+    await legacy.close();
+  }
 });
