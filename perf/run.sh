@@ -9,6 +9,8 @@
 #   bash perf/run.sh mtls       # mutual TLS on the mesh hop: Bowline -> Bowline beside HAProxy -> HAProxy (perf/mtls)
 #   bash perf/run.sh h2api      # node:http2's core session API vs its compatibility layer, with h2load (perf/h2)
 #   bash perf/run.sh grpc       # gRPC unary calls through Bowline beside HAProxy and direct, with h2load (perf/h2/grpc.ts)
+#   bash perf/run.sh mcp        # MCP tools/call at 500 calls/s and time to the first SSE event: direct, Bowline
+#                               # plain, Bowline with MCP inspection + authorization, HAProxy (perf/mcp/run.ts)
 #   bash perf/run.sh all        # micro, then upstreams, then end-to-end
 #
 # End-to-end knobs are passed through to peers.sh (see its header): ROUNDS DURATION CONNS WARMUP MODE
@@ -19,7 +21,7 @@
 #   PEERS=<path>            the harness (default: <repo>/../shared/bench/peers.sh)
 #   SKIP_BUILD=1            use dist/ as it is; SKIP_INSTALL=1 skips apt-get/npm checks
 #   ISOLATE_NET=1           run in a private network namespace (root): no port clashes with other servers
-# Micro knobs: MICRO_ROUNDS MICRO_ROUND_MS MICRO_WARMUP_MS MICRO_SUITES="head chunked route".
+# Micro knobs: MICRO_ROUNDS MICRO_ROUND_MS MICRO_WARMUP_MS MICRO_SUITES="head chunked route sse".
 # mTLS knobs (perf/README.md, "mTLS"): ROUNDS DURATION CONNS WARMUP RATE LAT LAT_DURATION LAT_ROUNDS HS HS_DURATION
 # HS_ROUNDS HS_CLIENTS TPUT OUT QUIET_MAX NOISY_MAX ...; ports 18600-18631.
 # Exit status: 0 ok, 1 setup failure, 2 usage, 3 the run finished but some config had errors.
@@ -32,9 +34,9 @@ export _PERF_DEPTH=$((${_PERF_DEPTH:-0} + 1))
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WHAT=${1:-peers}
 case $WHAT in
-  peers|micro|upstreams|all|reliability|xds|mtls|h2api|grpc) ;;
-  -h|--help|help) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) echo "usage: perf/run.sh [peers|micro|upstreams|all|reliability|xds|mtls|h2api|grpc]" >&2; exit 2 ;;
+  peers|micro|upstreams|all|reliability|xds|mtls|h2api|grpc|mcp) ;;
+  -h|--help|help) sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "usage: perf/run.sh [peers|micro|upstreams|all|reliability|xds|mtls|h2api|grpc|mcp]" >&2; exit 2 ;;
 esac
 
 log() { echo "[$(date +%H:%M:%S)] perf/run.sh: $*" >&2; }
@@ -149,6 +151,17 @@ run_h2api() {
   command -v h2load >/dev/null || die "h2load missing (apt-get install nghttp2-client)"
   wait_for_other_load
   node "$REPO/dist/perf/h2/api-cost.js" "$@"
+}
+
+# ------------------------------------------------------------------ mcp
+run_mcp() {
+  log "MCP through Bowline (plain, and with inspection + authorization) beside HAProxy and direct (perf/mcp/run.ts)"
+  command -v haproxy >/dev/null || die "haproxy missing (apt-get install haproxy)"
+  wait_for_other_load
+  node "$REPO/dist/perf/mcp/run.js" \
+    --proxy-cmd "bowline=node $REPO/dist/bin/bowline.js proxy --listen 127.0.0.1:{port} --to 127.0.0.1:{upstream} --workers 1 --admin 127.0.0.1:{admin}" \
+    --proxy-cmd "bowline-mcp=bash $REPO/perf/mcp/policy-proxy.sh {port} {upstream} {admin}" \
+    --haproxy "$@"
 }
 
 # ------------------------------------------------------------------ grpc
@@ -289,6 +302,7 @@ case $WHAT in
   mtls) run_mtls "${@:2}" || rc=$? ;;
   h2api) run_h2api "${@:2}" || rc=$? ;;
   grpc) run_grpc "${@:2}" || rc=$? ;;
+  mcp) run_mcp "${@:2}" || rc=$? ;;
   all)
     run_micro
     run_upstreams || rc=$?
