@@ -31,6 +31,8 @@ export interface ListenerSnapshot {
    * inbound to that port on localhost. Routes still apply to HTTP first.
    */
   originalDst?: boolean;
+  /** Every HTTP request on this listener is MCP (as if each of its routes said `mcp: true`). */
+  mcp?: boolean;
 }
 
 export interface EndpointSnapshot {

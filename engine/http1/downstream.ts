@@ -260,12 +260,13 @@ export class Http1Downstream extends Http1Exchange implements TrackedConnection,
     }
     this.mcpCall = null;
     const mcp = ctx.mcp;
-    if (mcp !== null && ((route !== null && route.mcp) || mcp.settings.inspectAll) && !isConnect && !this.upgrade) {
-      const routeMcp = route !== null && route.mcp;
+    const server = mcp === null ? '' : (lr.authorizer?.serverName(lr.name, lr.snapshot.address.port) ?? '');
+    const routeMcp = mcp !== null && mcp.isMcp(route?.name ?? '', route !== null && route.mcp, lr.snapshot.mcp === true, server);
+    if (mcp !== null && (routeMcp || mcp.settings.inspectAll) && !isConnect && !this.upgrade) {
       const head = readMcpHead(buf, h, METHOD_NAMES[h.method] || buf.toString('latin1', h.base, h.base + h.methodEnd), h.base + h.targetStart, pathEnd0);
       const wants = mcp.wants(routeMcp, head);
       if (wants !== Wants.No) {
-        const origin: McpOrigin = { direction: lr.direction, route: route?.name ?? '', server: lr.authorizer?.serverName(lr.name, lr.snapshot.address.port) ?? '', identity: this.peerIdentity, address: this.socket.remoteAddress ?? '' };
+        const origin: McpOrigin = { direction: lr.direction, route: route?.name ?? '', server, identity: this.peerIdentity, address: this.socket.remoteAddress ?? '' };
         if (wants === Wants.Stream || h.bodyKind === BodyKind.None) {
           if (wants === Wants.Stream) this.mcpCall = mcp.follow(head, origin);
         } else {

@@ -184,11 +184,12 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
       return;
     }
     const mcp = this.ctx.mcp;
-    if (mcp !== null && ((route !== null && route.mcp) || mcp.settings.inspectAll)) {
-      const routeMcp = route !== null && route.mcp;
+    const server = mcp === null ? '' : (lr.authorizer?.serverName(lr.name, lr.snapshot.address.port) ?? '');
+    const routeMcp = mcp !== null && mcp.isMcp(route?.name ?? '', route !== null && route.mcp, lr.snapshot.mcp === true, server);
+    if (mcp !== null && (routeMcp || mcp.settings.inspectAll)) {
       const head = h2McpHead(h, this.method, rawPath);
       const wants = mcp.wants(routeMcp, head);
-      const origin: McpOrigin = { direction: lr.direction, route: route?.name ?? '', server: lr.authorizer?.serverName(lr.name, lr.snapshot.address.port) ?? '', identity: this.conn.peerIdentity, address: this.conn.remoteAddress };
+      const origin: McpOrigin = { direction: lr.direction, route: route?.name ?? '', server, identity: this.conn.peerIdentity, address: this.conn.remoteAddress };
       if (wants === Wants.Stream) this.mcpCall = mcp.follow(head, origin);
       else if (wants === Wants.Body) {
         this.mcpHead = head;

@@ -103,6 +103,14 @@ export class McpInspector {
     this.policy = new McpPolicy(settings, routeNames);
   }
 
+  /**
+   * Whether a route's requests are MCP: the route or its listener says so, or an MCP policy governs
+   * them (a policy must never be bypassed because a route was not marked).
+   */
+  isMcp(route: string, routeMarked: boolean, listenerMarked: boolean, server: string): boolean {
+    return routeMarked || listenerMarked || this.policy.grantsFor(route, server) !== null;
+  }
+
   /** Whether a request is inspected: every request of an MCP route; with inspectAll, those that look like MCP. */
   wants(routeMcp: boolean, h: McpRequestHead): Wants {
     if (!routeMcp && !this.settings.inspectAll) return Wants.No;

@@ -1,6 +1,6 @@
 // Runs the micro benchmarks and prints their markdown tables.
 //
-//   node dist/perf/micro/main.js [head] [chunked] [route]     (no argument: all of them)
+//   node dist/perf/micro/main.js [head] [chunked] [route] [sse]     (no argument: all of them)
 //
 // Knobs (env): MICRO_ROUNDS, MICRO_ROUND_MS, MICRO_WARMUP_MS (see bench-util.ts).
 
@@ -10,11 +10,13 @@ import { ROUND_MS, ROUNDS, sinkValue, WARMUP_MS } from './bench-util';
 import { runChunkedBench } from './chunked-scanner.bench';
 import { runHeadParserBench } from './head-parser.bench';
 import { runRouteBench } from './route-table.bench';
+import { runSseBench } from './sse-parser.bench';
 
 const SUITES: Record<string, () => string> = {
   head: runHeadParserBench,
   chunked: runChunkedBench,
   route: runRouteBench,
+  sse: runSseBench,
 };
 
 function main(): void {

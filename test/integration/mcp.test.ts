@@ -304,6 +304,41 @@ describe('MCP audit mode, and the one-line --mcp', { timeout: 60_000 }, () => {
     }
   });
 
+  test('a policy is enforced on a route nobody marked as MCP; a listener marked mcp inspects all its requests', async () => {
+    const server = await startMcpServer({});
+    const cfg = new TempConfig(`
+listeners:
+  - { name: guarded, address: 127.0.0.1:0, routes: [unmarked] }
+  - { name: counted, address: 127.0.0.1:0, mcp: true, defaultService: mcp-server }
+services:
+  - { name: mcp-server, endpoints: [{ address: 127.0.0.1:${server.port} }] }
+routes:
+  - { name: unmarked, backendRefs: [{ name: mcp-server }] }
+mcp:
+  policies:
+    - name: only-echo
+      targetRef: { kind: HTTPRoute, name: unmarked }
+      rules: [{ network: { networks: [{ cidr: 127.0.0.0/8 }] }, tools: [echo] }]
+`);
+    const proxy = await startProxy(['--config', cfg.file, '--workers', '1', '--drain-grace-ms', '500']);
+    try {
+      const c = await connectClient(`http://127.0.0.1:${proxy.ports['guarded']}/mcp`);
+      assert.deepEqual((await c.listTools(undefined, { timeout: CALL_MS })).tools.map((t) => t.name), ['echo']);
+      await assert.rejects(c.callTool({ name: 'add', arguments: { a: 1, b: 1 } }, undefined, { timeout: CALL_MS }), (e: { code?: number }) => e.code === -32003);
+      await c.close();
+      const d = await connectClient(`http://127.0.0.1:${proxy.ports['counted']}/mcp`);
+      await d.callTool({ name: 'add', arguments: { a: 1, b: 1 } }, undefined, { timeout: CALL_MS });
+      await d.close();
+      assert.ok(!server.calls.includes('tool:add') || server.calls.filter((x) => x === 'tool:add').length === 1);
+      const m = await scrape(proxy);
+      assert.equal(metricSum(m, 'mcp_response_total', { route: '', method: 'tools/call', name: 'add', classification: 'success' }), 1);
+    } finally {
+      await proxy.stop();
+      await server.close();
+      cfg.remove();
+    }
+  });
+
   test('--mcp counts every tool without a config file (JSON responses too)', async () => {
     const server = await startMcpServer({ json: true });
     const proxy = await startProxy(['--listen', '127.0.0.1:0', '--to', `127.0.0.1:${server.port}`, '--mcp', '--workers', '1', '--drain-grace-ms', '500']);

@@ -243,6 +243,7 @@ export function translateXds(res: XdsResources, o: TranslateOptions): Translatio
       detectTimeoutMs: (meta['detectTimeoutMs'] as number | undefined) ?? DEFAULT_DETECT_TIMEOUT_MS,
     };
     if (typeof meta['defaultService'] === 'string') snap.defaultService = meta['defaultService'];
+    if (meta['mcpTraffic'] === true) snap.mcp = true;
     if (snap.direction === 'inbound' && meta['policy'] !== undefined && policy === undefined) policy = readPolicy(meta['policy'], name).policy;
     if (meta['mcp'] !== undefined && mcp === undefined) mcp = readMcp(meta['mcp'], name).mcp;
     // Connections redirected here go where they were going (their SO_ORIGINAL_DST), within this

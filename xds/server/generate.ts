@@ -156,6 +156,7 @@ function listenerMessage(l: ListenerSnapshot, policy: PolicySnapshot | undefined
       : { name: 'envoy.filters.network.http_connection_manager', typed_config: packAny(HTTP_CONNECTION_MANAGER, httpConnectionManager(l.name, l.name)) };
   const bowline: Record<string, unknown> = { protocol: l.protocol, detectTimeoutMs: l.detectTimeoutMs };
   if (l.defaultService !== undefined) bowline['defaultService'] = l.defaultService;
+  if (l.mcp === true) bowline['mcpTraffic'] = true;
   // The mesh's authorization policy rides on its inbound listeners, for Bowline proxies.
   if (policy !== undefined && l.direction === 'inbound') bowline['policy'] = policy;
   // MCP inspection settings and policies ride on every listener (outbound proxies inspect too).

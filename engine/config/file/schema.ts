@@ -71,6 +71,8 @@ export interface ListenerConfig {
   detectTimeoutMs?: number;
   /** Connections arrive redirected by iptables (`bowline init`) and go where they were going. */
   originalDst?: boolean;
+  /** Every HTTP request on this listener is MCP. */
+  mcp?: boolean;
 }
 
 export interface RetryConfig {
@@ -387,6 +389,7 @@ export const CONFIG_FILE_SCHEMA = {
           defaultService: NAME,
           detectTimeoutMs: DURATION_MS,
           originalDst: { type: 'boolean' },
+          mcp: { type: 'boolean' },
         },
       },
     },

@@ -388,6 +388,7 @@ function translate(file: ConfigFile, version: string): Translation {
     };
     if (l.defaultService !== undefined) listener.defaultService = l.defaultService;
     if (l.originalDst === true) listener.originalDst = true;
+    if (l.mcp === true) listener.mcp = true;
     return listener;
   });
 

@@ -278,6 +278,7 @@ policy:
 listeners:
   - { name: in, address: 127.0.0.1:4143, direction: inbound, routes: [tools] }
   - { name: out, address: 127.0.0.1:4140, routes: [tools] }
+  - { name: all-mcp, address: 127.0.0.1:4141, mcp: true, defaultService: app }
 services:
   - { name: app, endpoints: [{ address: 127.0.0.1:8080 }] }
 routes:
@@ -298,6 +299,8 @@ mcp:
   const s = translateXds(res, { version: 'x1', zone: '', allowMissing: false }).snapshot!;
   assert.deepEqual(s.mcp, mesh.mcp);
   assert.equal(s.routes.find((r) => r.name === 'tools')!.mcp, true);
+  assert.equal(s.listeners.find((l) => l.name === 'all-mcp')!.mcp, true);
+  assert.equal(s.listeners.find((l) => l.name === 'out')!.mcp, undefined);
   assert.deepEqual(validateSnapshot(s), []);
   // A control plane that sends a broken MCP setting gets a NACK that names it.
   const l = structuredClone(res.listeners.get('out') as E.Listener);
