@@ -64,3 +64,21 @@ export function close(server: net.Server): Promise<void> {
     for (const s of tracked.get(server) ?? []) s.destroy();
   });
 }
+
+/**
+ * A port nothing listens on, below the kernel's ephemeral range (32768-60999 here): servers of tests
+ * running in parallel bind port 0 and get ephemeral ports, so none of them can take this one (a
+ * port from binding 0 and closing can be handed to the next server that binds 0).
+ */
+export async function freePortBelowEphemeral(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = 20000 + Math.floor(Math.random() * 10000);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+    if (ok) return port;
+  }
+  throw new Error('no free port found in 20000-29999');
+}

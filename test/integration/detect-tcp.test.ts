@@ -9,7 +9,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { admin, eventually, metricSum, type ProxyProcess, startProxy } from '../helpers/proxy-process';
-import { close, listen } from '../helpers/upstream';
+import { close, freePortBelowEphemeral, listen } from '../helpers/upstream';
 
 let proxy: ProxyProcess;
 let dir: string;
@@ -28,19 +28,6 @@ async function exchange(port: number, send: Buffer | null, want: number, timeout
   while (Buffer.concat(got).length < want && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   s.destroy();
   return Buffer.concat(got);
-}
-
-async function freePortBelowEphemeral(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const port = 20000 + Math.floor(Math.random() * 10000);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.createServer();
-      s.once('error', () => resolve(false));
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-    if (ok) return port;
-  }
-  throw new Error('no free port found in 20000-29999');
 }
 
 before(async () => {

@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { admin, metricSum, type ProxyProcess, startProxy } from '../helpers/proxy-process';
 import { parseResponses, rawRequest } from '../helpers/raw-client';
-import { close, echoServer, listen, rawServer } from '../helpers/upstream';
+import { close, echoServer, freePortBelowEphemeral, rawServer } from '../helpers/upstream';
 
 let proxy: ProxyProcess;
 let echo: Awaited<ReturnType<typeof echoServer>>;
@@ -20,17 +20,11 @@ let dir: string;
 let deadPort: number;
 let echoSeen = 0;
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  const port = await listen(s);
-  await close(s);
-  return port;
-}
-
 before(async () => {
   echo = await echoServer();
   echo.server.on('request', () => echoSeen++);
-  deadPort = await freePort();
+  // Below the ephemeral range: no server of a test running in parallel can take it meanwhile.
+  deadPort = await freePortBelowEphemeral();
   // Never answers: for timeouts.
   const silent = await rawServer(() => {});
   // Answers with a malformed status line.
