@@ -37,6 +37,7 @@ import { ZoneTraffic } from './metrics/zone-traffic';
 import { CompiledRetry } from './retry/retry-policy';
 import { Authorizer, type Decision } from './policy/authorizer';
 import type { McpInspector } from './mcp/inspector';
+import { RateLimitedLog } from './rate-limited-log';
 import { Endpoint, endpointKey } from './pool/endpoint';
 import { CompiledRoute, RouteTable } from './router/route-table';
 import { TcpForward } from './tcp/tcp-forward';
@@ -94,10 +95,9 @@ export class Engine implements ProxyContext {
   private readonly sweeper: NodeJS.Timeout;
   private elu = performance.eventLoopUtilization();
   private readonly onClientCountChange: ((open: number) => void) | undefined;
-  private authzLogWindowMs = 0;
-  private authzLogged = 0;
-  private authzLogSuppressed = 0;
   private readonly log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+  /** Denials and audited requests: clients cause them, so they are rate-limited. */
+  private readonly authzLog: RateLimitedLog;
   private lastErrorLogMs = 0;
   private readonly ownPorts: Uint8Array;
   /** Some listener takes redirected connections: upstream sockets' ports are recorded for loop checks. */
@@ -111,6 +111,7 @@ export class Engine implements ProxyContext {
     this.onClientCountChange = opts.onClientCountChange;
     this.ownPorts = opts.ownPorts ?? new Uint8Array(65536);
     this.log = opts.log ?? ((level, msg, fields) => process.stderr.write(`${level}: ${msg}${fields === undefined ? '' : ` ${JSON.stringify(fields)}`}\n`));
+    this.authzLog = new RateLimitedLog(this.log, 'authorization decisions');
     this.sweeper = setInterval(() => this.sweep(), opts.sweepIntervalMs ?? 100);
     this.sweeper.unref();
   }
@@ -153,18 +154,7 @@ export class Engine implements ProxyContext {
     }
     labels['mode'] = d.audited ? 'audit' : 'enforce';
     this.metrics.counter(kind === 'http' ? 'inbound_http_authz_deny_total' : 'inbound_tcp_authz_deny_total', labels).value++;
-    const now = Date.now();
-    if (now - this.authzLogWindowMs >= 1000) {
-      if (this.authzLogSuppressed > 0) this.log('info', 'authorization decisions not logged (rate limit)', { count: this.authzLogSuppressed, windowMs: 1000 });
-      this.authzLogWindowMs = now;
-      this.authzLogged = 0;
-      this.authzLogSuppressed = 0;
-    }
-    if (this.authzLogged++ >= 10) {
-      this.authzLogSuppressed++;
-      return;
-    }
-    this.log('info', d.audited ? 'authorization audit: would deny, allowed' : 'authorization denied', {
+    this.authzLog.info(d.audited ? 'authorization audit: would deny, allowed' : 'authorization denied', {
       protocol: kind,
       target,
       client: address,

@@ -2,6 +2,7 @@
 // metric names and labels where the concept is the same, so that existing dashboards work.
 
 import type { WorkerMetricsSnapshot } from '../engine';
+import type { OutcomeSnapshot } from '../engine/metrics/registry';
 // Deep imports: the supervisor must not load the whole engine for the bounds and the merge.
 import { LATENCY_BUCKETS_MS } from '../engine/metrics/buckets';
 import { MergedLatency } from '../engine/metrics/latency';
@@ -27,7 +28,8 @@ function labelStr(labels: Record<string, string | number>): string {
   return parts.join(',');
 }
 
-interface MergedResponse {
+/** One series' outcomes and latency, merged across workers. */
+interface MergedOutcome {
   labels: string;
   success: number;
   failure: number;
@@ -36,8 +38,47 @@ interface MergedResponse {
   count: number;
   errors: Map<string, number>;
   hdr: MergedLatency;
+}
+
+interface MergedResponse extends MergedOutcome {
   /** grpc-status -> [success, failure]. */
   grpc: Map<string, [number, number]>;
+}
+
+function newOutcome(labels: string, bucketCount: number): MergedOutcome {
+  return { labels, success: 0, failure: 0, buckets: new Array<number>(bucketCount).fill(0), sumMs: 0, count: 0, errors: new Map(), hdr: new MergedLatency() };
+}
+
+function mergeOutcome(m: MergedOutcome, r: OutcomeSnapshot): void {
+  m.success += r.success;
+  m.failure += r.failure;
+  m.sumMs += r.sumMs;
+  m.count += r.count;
+  for (let i = 0; i < r.buckets.length; i++) m.buckets[i] += r.buckets[i];
+  for (const [e, n] of Object.entries(r.errors)) m.errors.set(e, (m.errors.get(e) ?? 0) + n);
+  m.hdr.add(r.hdr);
+}
+
+/** A Prometheus histogram (cumulative buckets of LATENCY_BUCKETS_MS, sum, count) and the percentile gauges of each series. */
+function renderLatency(out: string[], name: string, series: Iterable<MergedOutcome>): void {
+  for (const m of series) {
+    let cum = 0;
+    for (let i = 0; i < LATENCY_BUCKETS_MS.length; i++) {
+      cum += m.buckets[i];
+      out.push(`${name}_bucket{${m.labels},le="${LATENCY_BUCKETS_MS[i]}"} ${cum}`);
+    }
+    cum += m.buckets[LATENCY_BUCKETS_MS.length];
+    out.push(`${name}_bucket{${m.labels},le="+Inf"} ${cum}`);
+    out.push(`${name}_sum{${m.labels}} ${round(m.sumMs)}`);
+    out.push(`${name}_count{${m.labels}} ${m.count}`);
+  }
+}
+
+function renderPercentiles(out: string[], name: string, series: Iterable<MergedOutcome>): void {
+  for (const m of series) {
+    if (m.count === 0) continue;
+    for (const q of QUANTILES) out.push(`${name}{${m.labels},quantile="${q}"} ${round(m.hdr.percentileMs(q * 100))}`);
+  }
 }
 
 export function renderMetrics(workers: WorkerMetricsSnapshot[], info: ProcessInfo): string {
@@ -61,23 +102,14 @@ export function renderMetrics(workers: WorkerMetricsSnapshot[], info: ProcessInf
       for (const r of h.responses) {
         const key = `${base},status_code="${r.status}"`;
         let m = resp.get(key);
-        if (m === undefined) {
-          m = { labels: key, success: 0, failure: 0, buckets: new Array<number>(r.buckets.length).fill(0), sumMs: 0, count: 0, errors: new Map(), hdr: new MergedLatency(), grpc: new Map() };
-          resp.set(key, m);
-        }
-        m.success += r.success;
-        m.failure += r.failure;
+        if (m === undefined) resp.set(key, (m = { ...newOutcome(key, r.buckets.length), grpc: new Map() }));
+        mergeOutcome(m, r);
         for (const [g, [ok, bad]] of Object.entries(r.grpc ?? {})) {
           const c = m.grpc.get(g) ?? [0, 0];
           c[0] += ok;
           c[1] += bad;
           m.grpc.set(g, c);
         }
-        m.sumMs += r.sumMs;
-        m.count += r.count;
-        for (let i = 0; i < r.buckets.length; i++) m.buckets[i] += r.buckets[i];
-        for (const [e, n] of Object.entries(r.errors)) add(m.errors, e, n);
-        m.hdr.add(r.hdr);
       }
     }
     for (const t of w.tcp) {
@@ -97,20 +129,14 @@ export function renderMetrics(workers: WorkerMetricsSnapshot[], info: ProcessInf
     for (const g of w.gauges ?? []) addSample(samples, g.name, g.labels, g.value);
   }
 
-  const mcp = new Map<string, { requests: number; success: number; failure: number; buckets: number[]; sumMs: number; count: number; errors: Map<string, number>; hdr: MergedLatency }>();
+  const mcp = new Map<string, MergedOutcome & { requests: number }>();
   for (const w of workers) {
     for (const s of w.mcp ?? []) {
       const key = labelStr({ ...s.labels });
       let m = mcp.get(key);
-      if (m === undefined) mcp.set(key, (m = { requests: 0, success: 0, failure: 0, buckets: new Array<number>(s.buckets.length).fill(0), sumMs: 0, count: 0, errors: new Map(), hdr: new MergedLatency() }));
+      if (m === undefined) mcp.set(key, (m = { ...newOutcome(key, s.buckets.length), requests: 0 }));
       m.requests += s.requests;
-      m.success += s.success;
-      m.failure += s.failure;
-      m.sumMs += s.sumMs;
-      m.count += s.count;
-      for (let i = 0; i < s.buckets.length; i++) m.buckets[i] += s.buckets[i];
-      for (const [e, n] of Object.entries(s.errors)) add(m.errors, e, n);
-      m.hdr.add(s.hdr);
+      mergeOutcome(m, s);
     }
   }
 
@@ -133,23 +159,10 @@ export function renderMetrics(workers: WorkerMetricsSnapshot[], info: ProcessInf
   }
 
   family('response_latency_ms', 'histogram', 'Elapsed time between a request being sent and its response head arriving.');
-  for (const m of resp.values()) {
-    let cum = 0;
-    for (let i = 0; i < LATENCY_BUCKETS_MS.length; i++) {
-      cum += m.buckets[i];
-      out.push(`response_latency_ms_bucket{${m.labels},le="${LATENCY_BUCKETS_MS[i]}"} ${cum}`);
-    }
-    cum += m.buckets[LATENCY_BUCKETS_MS.length];
-    out.push(`response_latency_ms_bucket{${m.labels},le="+Inf"} ${cum}`);
-    out.push(`response_latency_ms_sum{${m.labels}} ${round(m.sumMs)}`);
-    out.push(`response_latency_ms_count{${m.labels}} ${m.count}`);
-  }
+  renderLatency(out, 'response_latency_ms', resp.values());
 
   family('response_latency_percentile_ms', 'gauge', 'Response latency percentiles since start, from hdr histograms merged across workers (exact to 1%, no bucket interpolation).');
-  for (const m of resp.values()) {
-    if (m.count === 0) continue;
-    for (const q of QUANTILES) out.push(`response_latency_percentile_ms{${m.labels},quantile="${q}"} ${round(m.hdr.percentileMs(q * 100))}`);
-  }
+  renderPercentiles(out, 'response_latency_percentile_ms', resp.values());
 
   family('response_errors_total', 'counter', 'Failed responses by the proxy error that caused them.');
   for (const m of resp.values()) for (const [e, n] of m.errors) out.push(`response_errors_total{${m.labels},error="${esc(e)}"} ${n}`);
@@ -159,31 +172,18 @@ export function renderMetrics(workers: WorkerMetricsSnapshot[], info: ProcessInf
 
   if (mcp.size > 0) {
     family('mcp_request_total', 'counter', 'MCP requests and notifications, by method and tool, resource or prompt name.');
-    for (const [k, m] of mcp) out.push(`mcp_request_total{${k}} ${m.requests}`);
+    for (const m of mcp.values()) out.push(`mcp_request_total{${m.labels}} ${m.requests}`);
     family('mcp_response_total', 'counter', 'MCP responses by classification: a JSON-RPC error or a tool result with isError is a failure.');
-    for (const [k, m] of mcp) {
-      out.push(`mcp_response_total{${k},classification="success"} ${m.success}`);
-      out.push(`mcp_response_total{${k},classification="failure"} ${m.failure}`);
+    for (const m of mcp.values()) {
+      out.push(`mcp_response_total{${m.labels},classification="success"} ${m.success}`);
+      out.push(`mcp_response_total{${m.labels},classification="failure"} ${m.failure}`);
     }
     family('mcp_response_latency_ms', 'histogram', 'Elapsed time between an MCP request being sent and its JSON-RPC response arriving (in the body or an SSE event).');
-    for (const [k, m] of mcp) {
-      let cum = 0;
-      for (let i = 0; i < LATENCY_BUCKETS_MS.length; i++) {
-        cum += m.buckets[i];
-        out.push(`mcp_response_latency_ms_bucket{${k},le="${LATENCY_BUCKETS_MS[i]}"} ${cum}`);
-      }
-      cum += m.buckets[LATENCY_BUCKETS_MS.length];
-      out.push(`mcp_response_latency_ms_bucket{${k},le="+Inf"} ${cum}`);
-      out.push(`mcp_response_latency_ms_sum{${k}} ${round(m.sumMs)}`);
-      out.push(`mcp_response_latency_ms_count{${k}} ${m.count}`);
-    }
+    renderLatency(out, 'mcp_response_latency_ms', mcp.values());
     family('mcp_response_latency_percentile_ms', 'gauge', 'MCP response latency percentiles since start, from hdr histograms merged across workers.');
-    for (const [k, m] of mcp) {
-      if (m.count === 0) continue;
-      for (const q of QUANTILES) out.push(`mcp_response_latency_percentile_ms{${k},quantile="${q}"} ${round(m.hdr.percentileMs(q * 100))}`);
-    }
+    renderPercentiles(out, 'mcp_response_latency_percentile_ms', mcp.values());
     family('mcp_response_errors_total', 'counter', 'Failed MCP operations by cause: a JSON-RPC error code, is-error, denied, no-response, http-<status>.');
-    for (const [k, m] of mcp) for (const [e, n] of m.errors) out.push(`mcp_response_errors_total{${k},error="${esc(e)}"} ${n}`);
+    for (const m of mcp.values()) for (const [e, n] of m.errors) out.push(`mcp_response_errors_total{${m.labels},error="${esc(e)}"} ${n}`);
   }
 
   family('tcp_open_total', 'counter', 'Total count of opened connections.');

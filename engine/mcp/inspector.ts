@@ -24,6 +24,7 @@ import {
 } from './jsonrpc';
 import { type McpGrants, McpPolicy } from './policy';
 import { formatSseEvent, type SseEvent, SseParser } from './sse-parser';
+import { type LogFn, RateLimitedLog } from '../rate-limited-log';
 
 /** What the proxy knows of a request from its head. */
 export interface McpRequestHead {
@@ -89,18 +90,18 @@ export class McpInspector {
   private readonly streamsActive = new Map<Direction, Counter>();
   /** Sessions seen ending on this worker (a DELETE and a later 404 must not both count). */
   private readonly endedSessions = new Set<string>();
-  private logWindowMs = 0;
-  private logged = 0;
-  private suppressed = 0;
+  /** Denials and audited calls (rate-limited: clients cause them). */
+  private readonly decisions: RateLimitedLog;
 
   constructor(
     readonly settings: McpSettings,
     routeNames: readonly string[],
     readonly metrics: MetricsRegistry,
-    private readonly log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void,
+    log: LogFn,
     readonly now: () => number,
   ) {
     this.policy = new McpPolicy(settings, routeNames);
+    this.decisions = new RateLimitedLog(log, 'MCP decisions');
   }
 
   /**
@@ -231,7 +232,7 @@ export class McpInspector {
     }
     const mode = grants.audit ? 'audit' : 'enforce';
     this.metrics.counter('mcp_authz_deny_total', { direction: o.direction, route: o.route, method: methodLabel(m.method), mode }).value++;
-    this.logDecision(grants.audit ? 'MCP authorization audit: would deny, allowed' : 'MCP call denied', { method: m.method, name: m.name, client: o.address, clientId: o.identity, route: o.route || null, server: o.server || null });
+    this.decisions.info(grants.audit ? 'MCP authorization audit: would deny, allowed' : 'MCP call denied', { method: m.method, name: m.name, client: o.address, clientId: o.identity, route: o.route || null, server: o.server || null });
     return grants.audit;
   }
 
@@ -242,22 +243,6 @@ export class McpInspector {
 
   private rejected(o: McpOrigin, reason: string): void {
     this.metrics.counter('mcp_rejected_total', { direction: o.direction, reason }).value++;
-  }
-
-  /** Rate-limited (10 lines a second), so that a flood of denied calls cannot flood the log. */
-  logDecision(msg: string, fields: Record<string, unknown>): void {
-    const now = Date.now();
-    if (now - this.logWindowMs >= 1000) {
-      if (this.suppressed > 0) this.log('info', 'MCP decisions not logged (rate limit)', { count: this.suppressed, windowMs: 1000 });
-      this.logWindowMs = now;
-      this.logged = 0;
-      this.suppressed = 0;
-    }
-    if (this.logged++ >= 10) {
-      this.suppressed++;
-      return;
-    }
-    this.log('info', msg, fields);
   }
 
   gauge(kind: 'streams' | 'sessions' | 'opened', d: Direction): Counter {

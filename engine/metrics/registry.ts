@@ -79,16 +79,9 @@ export class McpStats {
   }
 }
 
-export interface McpStatsSnapshot {
+export interface McpStatsSnapshot extends OutcomeSnapshot {
   labels: McpLabels;
   requests: number;
-  success: number;
-  failure: number;
-  buckets: number[];
-  hdr: number[];
-  sumMs: number;
-  count: number;
-  errors: Record<string, number>;
 }
 
 export interface TcpLabels {
@@ -125,8 +118,8 @@ export class Counter {
   ) {}
 }
 
-export interface ResponseSnapshot {
-  status: number;
+/** Outcomes and latency of one series, as plain data. */
+export interface OutcomeSnapshot {
   success: number;
   failure: number;
   buckets: number[];
@@ -135,6 +128,10 @@ export interface ResponseSnapshot {
   sumMs: number;
   count: number;
   errors: Record<string, number>;
+}
+
+export interface ResponseSnapshot extends OutcomeSnapshot {
+  status: number;
   /** grpc-status -> [success, failure]. */
   grpc?: Record<string, [number, number]>;
 }
@@ -285,29 +282,13 @@ export class MetricsRegistry {
         inFlight: s.inFlight,
         responses: [...s.responses()].map((r) => ({
           status: r.status,
-          success: r.success,
-          failure: r.failure,
-          buckets: r.latency.bucketCounts(),
-          hdr: r.latency.exportPairs(),
-          sumMs: r.latency.sumUs / 1000,
-          count: r.latency.count,
-          errors: Object.fromEntries(r.errors),
+          ...outcomeSnapshot(r),
           ...(r.grpc.size > 0 ? { grpc: Object.fromEntries([...r.grpc].map(([k, v]) => [String(k), [v[0], v[1]] as [number, number]])) } : {}),
         })),
       })),
       ...(this.mcp.size > 0
         ? {
-            mcp: [...this.mcp.values()].map((m) => ({
-              labels: m.labels,
-              requests: m.requests,
-              success: m.success,
-              failure: m.failure,
-              buckets: m.latency.bucketCounts(),
-              hdr: m.latency.exportPairs(),
-              sumMs: m.latency.sumUs / 1000,
-              count: m.latency.count,
-              errors: Object.fromEntries(m.errors),
-            })),
+            mcp: [...this.mcp.values()].map((m) => ({ labels: m.labels, requests: m.requests, ...outcomeSnapshot(m) })),
           }
         : {}),
       tcp: [...this.tcp.values()].map((s) => ({
@@ -321,4 +302,16 @@ export class MetricsRegistry {
       })),
     };
   }
+}
+
+function outcomeSnapshot(o: { success: number; failure: number; latency: LatencyHistogram; errors: Map<string, number> }): OutcomeSnapshot {
+  return {
+    success: o.success,
+    failure: o.failure,
+    buckets: o.latency.bucketCounts(),
+    hdr: o.latency.exportPairs(),
+    sumMs: o.latency.sumUs / 1000,
+    count: o.latency.count,
+    errors: Object.fromEntries(o.errors),
+  };
 }

@@ -261,6 +261,15 @@ const BACKEND_REFS = {
 
 const CIDR = { type: 'string', pattern: '^[0-9a-fA-F:.]+(/[0-9]{1,3})?$', description: 'an address or CIDR (10.0.0.0/8, fd00::/8)' } as const;
 
+/** Linkerd's MeshTLSAuthentication and NetworkAuthentication, as authorization policies and MCP rules name clients. */
+const MESH_TLS_AUTHENTICATION = { type: 'object', additionalProperties: false, required: ['identities'], properties: { identities: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } } } } as const;
+const NETWORK_AUTHENTICATION = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['networks'],
+  properties: { networks: { type: 'array', minItems: 1, items: { type: 'object', additionalProperties: false, required: ['cidr'], properties: { cidr: CIDR, except: { type: 'array', items: CIDR } } } } },
+} as const;
+
 const POLICY = {
   type: 'object',
   additionalProperties: false,
@@ -281,13 +290,8 @@ const POLICY = {
         properties: {
           name: NAME,
           targetRef: { type: 'object', additionalProperties: false, required: ['kind', 'name'], properties: { kind: { enum: ['Server', 'HTTPRoute'] }, name: ROUTE_REF } },
-          meshTLS: { type: 'object', additionalProperties: false, required: ['identities'], properties: { identities: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } } } },
-          network: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['networks'],
-            properties: { networks: { type: 'array', minItems: 1, items: { type: 'object', additionalProperties: false, required: ['cidr'], properties: { cidr: CIDR, except: { type: 'array', items: CIDR } } } } },
-          },
+          meshTLS: MESH_TLS_AUTHENTICATION,
+          network: NETWORK_AUTHENTICATION,
         },
       },
     },
@@ -321,13 +325,8 @@ const MCP = {
               additionalProperties: false,
               properties: {
                 name: NAME,
-                meshTLS: { type: 'object', additionalProperties: false, required: ['identities'], properties: { identities: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } } } },
-                network: {
-                  type: 'object',
-                  additionalProperties: false,
-                  required: ['networks'],
-                  properties: { networks: { type: 'array', minItems: 1, items: { type: 'object', additionalProperties: false, required: ['cidr'], properties: { cidr: CIDR, except: { type: 'array', items: CIDR } } } } },
-                },
+                meshTLS: MESH_TLS_AUTHENTICATION,
+                network: NETWORK_AUTHENTICATION,
                 tools: MCP_NAMES,
                 resources: MCP_NAMES,
                 prompts: MCP_NAMES,
