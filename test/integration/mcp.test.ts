@@ -7,6 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as http from 'node:http';
+import * as http2 from 'node:http2';
 import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
@@ -26,6 +27,7 @@ listeners:
   - { name: out, address: 127.0.0.1:0, routes: [tools, plain] }
 services:
   - name: mcp-server
+    protocol: http1
     endpoints: [{ address: 127.0.0.1:${port} }]
 routes:
   - name: tools
@@ -51,6 +53,17 @@ const POLICY = `
           resources: ["file:///docs/*"]
           prompts: [greet]
 `;
+
+const call = (id: unknown, name: string): Record<string, unknown> => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } });
+
+/** The JSON-RPC messages in an SSE body's data lines. */
+function parseSseMessages(text: string): unknown[] {
+  return text
+    .split(/\r?\n\r?\n/)
+    .map((ev) => ev.split(/\r?\n/).filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('\n'))
+    .filter((d) => d !== '')
+    .map((d) => JSON.parse(d) as unknown);
+}
 
 async function metrics(p: ProxyProcess): Promise<string> {
   return scrape(p);
@@ -271,6 +284,46 @@ describe('MCP with a deny-by-default policy (SDK client and server through the p
     });
     assert.equal(status.status, 200);
     assert.equal((JSON.parse(status.body) as { error: { code: number } }).error.code, -32003);
+  });
+
+  test('over HTTP/2 (h2c): denials, batches, parse errors and oversized bodies get the same answers', async () => {
+    const h = await initializeRaw(url, '2025-03-26');
+    const session = http2.connect(`http://127.0.0.1:${proxy.ports['out']}`);
+    const post = (body: string, extra: Record<string, string> = {}): Promise<{ status: number; body: string }> =>
+      new Promise((resolve, reject) => {
+        const req = session.request({ ':method': 'POST', ':path': '/mcp', 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...h, ...extra });
+        let status = 0;
+        let b = '';
+        req.on('response', (hd) => (status = Number(hd[':status'])));
+        req.setEncoding('utf8');
+        req.on('data', (d: string) => (b += d));
+        req.on('end', () => resolve({ status, body: b }));
+        req.on('error', reject);
+        // In two DATA frames: the proxy holds the body until it is whole.
+        req.write(body.slice(0, 10));
+        setTimeout(() => req.end(body.slice(10)), 20);
+      });
+    try {
+      const before = server.calls.length;
+      const denied = await post(JSON.stringify(call(7, 'delete_everything')));
+      assert.equal(denied.status, 200);
+      assert.deepEqual(JSON.parse(denied.body), { jsonrpc: '2.0', id: 7, error: { code: -32003, message: 'Forbidden: tool "delete_everything" is not allowed for this client by the proxy\'s MCP policy' } });
+      const batch = await post(JSON.stringify([call('x', 'echo'), call('y', 'delete_everything')]));
+      assert.equal(batch.status, 200);
+      const msgs = batch.body.startsWith('[') ? (JSON.parse(batch.body) as { id: string }[]) : (parseSseMessages(batch.body) as { id: string }[]);
+      assert.deepEqual(msgs.map((m) => m.id).sort(), ['x', 'y']);
+      assert.deepEqual(server.calls.slice(before), ['tool:echo']);
+      const bad = await post('{"jsonrpc": "2.0", "id": 1, "method":');
+      assert.equal(bad.status, 400);
+      assert.equal((JSON.parse(bad.body) as { error: { code: number } }).error.code, -32700);
+      const big = await post(JSON.stringify(call(2, 'echo')).replace('"arguments":{}', `"arguments":{"text":"${'y'.repeat(70_000)}"}`));
+      assert.equal(big.status, 413);
+      const ok = await post(JSON.stringify(call(3, 'echo')).replace('"arguments":{}', '"arguments":{"text":"h2"}'));
+      assert.equal(ok.status, 200);
+      assert.match(ok.body, /"text":"h2"/);
+    } finally {
+      session.close();
+    }
   });
 
   test('requests on other routes are not inspected', async () => {

@@ -239,6 +239,26 @@ describe('responses', () => {
     }
   });
 
+  test('a resumed GET stream under a policy: list answers replayed in it are filtered by their shape', () => {
+    const { ins } = inspector();
+    const c = ins.follow(head({ httpMethod: 'GET', accept: 'text/event-stream' }), ORIGIN);
+    assert.equal(c.onResponseHead(200, 'text/event-stream', null), ResponseMode.Transform);
+    const out = feed(
+      'id: s1:4\ndata: {"jsonrpc":"2.0","id":3,"result":{"prompts":[{"name":"greet"},{"name":"admin"}]}}\n\n' + 'id: s1:5\ndata: {"jsonrpc":"2.0","id":4,"result":{"content":[{"type":"text","text":"x"}]}}\n\n',
+      5,
+      ResponseMode.Transform,
+      c,
+    );
+    const events = out.split('\n\n').filter((e) => e !== '');
+    assert.equal(events.length, 2);
+    assert.match(events[0]!, /^id: s1:4\n/);
+    assert.deepEqual((JSON.parse(events[0]!.split('data: ')[1]!) as { result: { prompts: { name: string }[] } }).result.prompts.map((p) => p.name), ['greet']);
+    assert.deepEqual(JSON.parse(events[1]!.split('data: ')[1]!), { jsonrpc: '2.0', id: 4, result: { content: [{ type: 'text', text: 'x' }] } });
+    // Without a policy, a GET stream is only observed.
+    const open = inspector(settings({ policies: [] })).ins.follow(head({ httpMethod: 'GET', accept: 'text/event-stream' }), ORIGIN);
+    assert.equal(open.onResponseHead(200, 'text/event-stream', null), ResponseMode.Observe);
+  });
+
   test('JSON transform: a batch answer gets the refused entries\' answers; a 202 becomes 200 with them', () => {
     const { ins } = inspector();
     const v = ins.inspect(head({ protocolVersion: '2025-03-26' }), body([call(1, 'echo'), call(2, 'rm')]), ORIGIN, true);
