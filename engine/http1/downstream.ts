@@ -21,7 +21,7 @@ import { Http1Exchange, Phase } from './exchange';
 import { BodyKind, ConnFlag, markConnectionNamedFields, Method, NEED_MORE, parseHead, PARSE_ERROR } from './head-parser';
 import { giveHeadInfo } from './head-pool';
 import { BodyReplay } from './request-replay';
-import { ChunkedDecoder } from './chunked-decoder';
+import { BodyCollector, COLLECT_BAD, COLLECT_MORE, COLLECT_TOO_LARGE } from './body-collector';
 import { jsonReply, readMcpHead, rebuildRequest } from './mcp-glue';
 import { type McpOrigin, type McpRequestHead, Wants } from '../mcp/inspector';
 import type { UpstreamConnection } from './upstream';
@@ -53,10 +53,8 @@ export class Http1Downstream extends Http1Exchange implements TrackedConnection,
   private cachedStats: HttpStats | null = null;
   private cachedRoute: CompiledRoute | null = null;
   private untracked = false;
-  // An MCP request's body being collected for inspection: the bytes so far (the first holds the head, from 0), their size, where the head ends.
-  private collected: Buffer[] | null = null;
-  private collectedBytes = 0;
-  private collectEnd = 0;
+  /** An MCP request's body being held for inspection. */
+  private collector: BodyCollector | null = null;
   private mcpHead: McpRequestHead | null = null;
   private mcpOrigin: McpOrigin | null = null;
   private mcpRouteMarked = false;
@@ -335,111 +333,67 @@ export class Http1Downstream extends Http1Exchange implements TrackedConnection,
     }
   }
 
-  /** An MCP POST: its body is buffered (up to the inspection limit) before anything is sent on. */
+  /** An MCP POST: its body is held (up to the inspection limit) before anything is sent on. */
   private startCollect(buf: Buffer, end: number, head: McpRequestHead, origin: McpOrigin, routeMcp: boolean, now: number): void {
     const h = this.h;
     const first = this.inbound.retain(buf.subarray(h.base));
-    end -= h.base;
     h.base = 0;
     this.phase = Phase.Collect;
-    this.collected = [first];
-    this.collectedBytes = first.length;
-    this.collectEnd = end;
+    this.buf = null;
+    this.bodyKind = h.bodyKind;
+    this.collector = new BodyCollector(first, end - (buf.length - first.length), h.bodyKind === BodyKind.Chunked ? BodyKind.Chunked : BodyKind.Length, h.contentLength, this.chunked, this.ctx.mcp!.settings.maxBodyBytes);
     this.mcpHead = head;
     this.mcpOrigin = origin;
     this.mcpRouteMarked = routeMcp;
-    this.buf = null;
-    this.bodyKind = h.bodyKind;
-    this.remaining = h.contentLength > 0 ? h.contentLength : 0;
-    if (h.bodyKind === BodyKind.Chunked) this.chunked.reset();
     const t = this.cluster!.timeouts;
     const requestTimeoutMs = (this.route !== null && this.route.requestTimeoutMs) || t.requestMs;
     this.deadlineMs = requestTimeoutMs > 0 ? now + requestTimeoutMs : 0;
     this.collectBody(null);
   }
 
-  /** More of a collected body (null: what came with the head); inspects it once complete. */
+  /** More of a held body (null: what came with the head); inspected once whole (or too large). */
   private collectBody(chunk: Buffer | null): void {
-    const list = this.collected!;
-    if (chunk !== null) {
-      list.push(chunk);
-      this.collectedBytes += chunk.length;
-    }
-    const limit = this.ctx.mcp!.settings.maxBodyBytes;
-    const bodyStart = this.collectEnd;
-    let stop = -1;
-    if (this.bodyKind === BodyKind.Length) {
-      if (this.collectedBytes - bodyStart >= this.remaining) stop = bodyStart + this.remaining;
-    } else {
-      // The scanner keeps its state: scan only the new bytes (the first buffer from the body's start).
-      const b = chunk ?? list[0]!;
-      const from = chunk === null ? bodyStart : 0;
-      const r = this.chunked.scan(b, from, b.length);
-      if (r === -2) {
-        this.collected = null;
-        this.phase = Phase.Body;
-        this.requestBodyError(this.chunked.error);
-        return;
-      }
-      if (r >= 0) stop = this.collectedBytes - (b.length - r);
-    }
-    if (stop === -1) {
-      if (this.collectedBytes - bodyStart > limit + 64 * 1024) this.collectDone(-1);
+    const stop = this.collector!.add(chunk);
+    if (stop === COLLECT_MORE) return;
+    if (stop === COLLECT_BAD) {
+      this.collector = null;
+      this.phase = Phase.Body;
+      this.requestBodyError(this.chunked.error);
       return;
     }
     this.collectDone(stop);
   }
 
-  /** The body is complete (it ends at `stop` of the collected bytes), or too large (stop -1): inspect and go on. */
+  /** The body is whole (it ends at `stop` of the collected bytes), or too large: inspect, then answer or go on. */
   private collectDone(stop: number): void {
     const mcp = this.ctx.mcp!;
-    const whole = this.collected!.length === 1 ? this.collected![0]! : Buffer.concat(this.collected!);
-    this.collected = null;
-    const end = this.collectEnd;
-    const h = this.h;
+    const c = this.collector!;
+    this.collector = null;
+    const whole = c.whole();
+    const end = c.bodyStart;
     const origin = this.mcpOrigin!;
-    let body: Buffer | null = null;
-    if (stop !== -1) {
-      if (this.bodyKind === BodyKind.Length) body = whole.subarray(end, stop);
-      else {
-        const parts: Buffer[] = [];
-        const dec = new ChunkedDecoder((s) => parts.push(s));
-        dec.push(whole, end, stop);
-        body = Buffer.concat(parts);
-      }
-    }
+    const tooLarge = stop === COLLECT_TOO_LARGE;
+    const body = tooLarge ? null : c.body(whole, stop);
     const verdict = body === null || body.length > mcp.settings.maxBodyBytes ? mcp.oversized(origin) : mcp.inspect(this.mcpHead!, body, origin, this.mcpRouteMarked);
     this.mcpHead = null;
     this.mcpOrigin = null;
     this.phase = Phase.Head;
     this.buf = whole;
     if (verdict.replyStatus !== 0) {
-      this.stats = this.statsFor(this.route, this.cluster, null);
-      this.stats.requests++;
-      this.stats.inFlight++;
-      const rs = this.stats.response(verdict.replyStatus);
-      rs.latency.recordMs(this.ctx.clock.now() - this.reqStartMs);
-      if (verdict.replyStatus < 300) rs.success++;
-      else rs.failure++;
-      this.stats.inFlight--;
-      this.stats = null;
+      this.countLocalReply(verdict.replyStatus);
       // An oversized body was not read to its end: the connection cannot be read further.
-      if (stop === -1) this.closeAfter = true;
+      if (tooLarge) this.closeAfter = true;
       this.socket.write(jsonReply(verdict.replyStatus, verdict.replyBody, this.closeAfter));
-      this.buf = stop !== -1 && stop < whole.length ? whole.subarray(stop) : null;
+      this.buf = !tooLarge && stop < whole.length ? whole.subarray(stop) : null;
       this.reqDone = true;
       this.endExchange();
       return;
     }
     this.mcpCall = verdict.call;
     const now = this.ctx.clock.now();
-    if (stop === -1) {
-      // Passed on uninspected: forwarded as it came, the rest of the body streaming after it.
-      this.proceed(whole, end, now);
-      return;
-    }
-    if (verdict.body !== null || this.bodyKind === BodyKind.Chunked) {
-      const rebuilt = rebuildRequest(whole, h, verdict.body ?? body!, stop < whole.length ? whole.subarray(stop) : null, this.lr.http.maxHeadBytes);
+    if (!tooLarge && (verdict.body !== null || this.bodyKind === BodyKind.Chunked)) {
+      // Sent on framed by length: the inspected body, or a batch without its refused entries.
+      const rebuilt = rebuildRequest(whole, this.h, verdict.body ?? body!, stop < whole.length ? whole.subarray(stop) : null, this.lr.http.maxHeadBytes);
       if (rebuilt.end <= 0) {
         this.refuse(ErrorCode.HeadTooLarge);
         return;
@@ -447,7 +401,18 @@ export class Http1Downstream extends Http1Exchange implements TrackedConnection,
       this.proceed(rebuilt.buf, rebuilt.end, now);
       return;
     }
+    // As it came (too large to inspect: the rest of the body streams after it).
     this.proceed(whole, end, now);
+  }
+
+  /** A request answered here after parsing, counted like any response. */
+  private countLocalReply(status: number): void {
+    const stats = this.statsFor(this.route, this.cluster, null);
+    stats.requests++;
+    const rs = stats.response(status);
+    rs.latency.recordMs(this.ctx.clock.now() - this.reqStartMs);
+    if (status < 300) rs.success++;
+    else rs.failure++;
   }
 
   /** Inbound authorization of the request (false: it was answered 403, or PERMISSION_DENIED for gRPC). */
@@ -754,7 +719,7 @@ export class Http1Downstream extends Http1Exchange implements TrackedConnection,
       case Phase.Collect:
         // A body held for MCP inspection must arrive within the request deadline, else the head timeout.
         if (now - this.reqStartMs > (this.deadlineMs !== 0 ? this.deadlineMs - this.reqStartMs : this.lr.http.headTimeoutMs)) {
-          this.collected = null;
+          this.collector = null;
           this.closeAfter = true;
           this.phase = Phase.Body;
           this.finishStats(408, false, errorInfo(ErrorCode.RequestTimeout).name);

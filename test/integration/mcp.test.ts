@@ -259,6 +259,9 @@ describe('MCP with a deny-by-default policy (SDK client and server through the p
     const over = await raw(big, { 'content-type': 'application/json', ...h });
     assert.equal(over.status, 413);
     assert.equal((JSON.parse(over.body) as { error: { code: number } }).error.code, -32004);
+    // Far larger: refused before its end, and that connection closes (the rest is never read).
+    const huge = await raw(big.replace('x'.repeat(100_000), 'x'.repeat(400_000)), { 'content-type': 'application/json', ...h }).catch((e: Error) => ({ status: -1, body: e.message }));
+    assert.ok(huge.status === 413 || huge.status === -1, `${huge.status} ${huge.body}`);
     const ok = await postRpc(url, { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { text: 'after' } } }, h);
     assert.equal(ok.status, 200);
     assert.equal(resultText((ok.messages[0] as { result: unknown }).result), 'after');
