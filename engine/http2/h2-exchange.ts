@@ -24,7 +24,8 @@ import { debugEnabled, debugLog } from '../debug';
 import { H2Error } from './codec/frames';
 import type { H2ServerStream, OutHeaders, StreamOwner } from './codec/server-stream';
 import { type CallOwner, H2Call, type HeaderBlock, type UpstreamCall } from './upstream-call';
-import { type McpCall, type McpOrigin, type McpRequestHead, ResponseMode, Wants } from '../mcp/inspector';
+import { type McpCall, type McpOrigin, ResponseMode, Wants } from '../mcp/inspector';
+import { h2McpHead, McpBodyHold } from './h2-mcp';
 
 
 /** Linkerd's headers: the caller's mesh identity for the app; the HTTP version a peer proxy upgraded from. */
@@ -91,15 +92,11 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
   private replayed = 0;
   private slot: RequestQueue | null = null;
 
-  // MCP: the inspected request's call and response handling; a POST body held for inspection (the
-  // chunks so far, while `collected` is set), and the body to send ahead of the stream's own.
+  // MCP: the inspected request's call and response handling; a POST body held for inspection, and
+  // the body to send ahead of the stream's own once it was inspected.
   private mcpCall: McpCall | null = null;
   private mcpMode = ResponseMode.Pass;
-  private collected: Buffer[] | null = null;
-  private collectedBytes = 0;
-  private mcpHead: McpRequestHead | null = null;
-  private mcpOrigin: McpOrigin | null = null;
-  private mcpRouteMarked = false;
+  private hold: McpBodyHold | null = null;
   private preBody: Buffer | null = null;
   /** preBody is the whole body (else its start: the rest streams after it, and it is not retried). */
   private preBodyComplete = true;
@@ -192,11 +189,8 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
       const origin: McpOrigin = { direction: lr.direction, route: route?.name ?? '', server, identity: this.conn.peerIdentity, address: this.conn.remoteAddress };
       if (wants === Wants.Stream) this.mcpCall = mcp.follow(head, origin);
       else if (wants === Wants.Body) {
-        this.mcpHead = head;
-        this.mcpOrigin = origin;
-        this.mcpRouteMarked = routeMcp;
-        this.collected = [];
         // The body is read to its end (or the limit) before anything goes upstream.
+        this.hold = new McpBodyHold(head, origin, routeMcp, mcp.settings.maxBodyBytes);
         if (this.reqDone) this.collectDone(false);
         return;
       }
@@ -204,22 +198,11 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
     this.admit(now);
   }
 
-  /** An MCP POST's body chunk, held for inspection (past the limit: inspected as oversized). */
-  private collect(chunk: Buffer): void {
-    this.collected!.push(chunk);
-    this.collectedBytes += chunk.length;
-    if (this.collectedBytes > this.ctx.mcp!.settings.maxBodyBytes) this.collectDone(true);
-  }
-
   /** The held body is complete (or too large): inspected; then answered here, or sent on. */
   private collectDone(oversized: boolean): void {
-    const mcp = this.ctx.mcp!;
-    const parts = this.collected!;
-    this.collected = null;
-    const body = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-    const verdict = oversized ? mcp.oversized(this.mcpOrigin!) : mcp.inspect(this.mcpHead!, body, this.mcpOrigin!, this.mcpRouteMarked);
-    this.mcpHead = null;
-    this.mcpOrigin = null;
+    const hold = this.hold!;
+    this.hold = null;
+    const { verdict, body } = hold.judge(this.ctx.mcp!, oversized);
     if (verdict.replyStatus !== 0) {
       this.jsonReply(verdict.replyStatus, verdict.replyBody);
       return;
@@ -369,8 +352,9 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
   }
 
   onRequestData(chunk: Buffer): void {
-    if (this.collected !== null) {
-      this.collect(chunk);
+    const hold = this.hold;
+    if (hold !== null) {
+      if (!hold.add(chunk)) this.collectDone(true);
       return;
     }
     this.ioTicks++;
@@ -388,7 +372,7 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
 
   onRequestEnd(): void {
     this.reqDone = true;
-    if (this.collected !== null) {
+    if (this.hold !== null) {
       this.collectDone(false);
       return;
     }
@@ -667,7 +651,7 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
       this.mcpCall = null;
       call.abort();
     }
-    this.collected = null;
+    this.hold = null;
     this.clearRetryTimer();
     const stats = this.stats;
     if (stats !== null) {
@@ -699,10 +683,10 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
 
   /** Timeouts, checked by the connection's sweep. */
   sweep(now: number): void {
-    if (this.collected !== null) {
+    if (this.hold !== null) {
       // A body held for MCP inspection must arrive within the head timeout.
       if (now - this.reqStartMs > this.lr.http.headTimeoutMs) {
-        this.collected = null;
+        this.hold = null;
         this.reply(ErrorCode.RequestTimeout);
       }
       return;
@@ -811,25 +795,6 @@ for (const name of ['onRequestData', 'onRequestEnd', 'onClientClose', 'onClientD
 
 function retryFired(x: H2Exchange): void {
   x.onRetryTimer();
-}
-
-/** The MCP fields of a request's headers (HTTP/2 field names are lower-case). */
-function h2McpHead(h: HeaderBlock, method: string, rawPath: string): McpRequestHead {
-  const one = (k: string): string | null => {
-    const v = h[k];
-    return typeof v === 'string' ? v.trim() : Array.isArray(v) ? (v[0] ?? null) : null;
-  };
-  const q = rawPath.indexOf('?');
-  return {
-    httpMethod: method,
-    contentType: (one('content-type') ?? '').toLowerCase(),
-    accept: (one('accept') ?? '').toLowerCase(),
-    protocolVersion: one('mcp-protocol-version') ?? '',
-    mcpMethod: one('mcp-method'),
-    mcpName: one('mcp-name'),
-    sessionId: one('mcp-session-id'),
-    legacyQuery: q !== -1 && /[?&]sessionId=/.test(rawPath.slice(q)),
-  };
 }
 
 function stripPseudo(t: HeaderBlock): HeaderBlock {
