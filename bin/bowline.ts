@@ -276,8 +276,10 @@ async function inject(argv: string[]): Promise<void> {
 
 async function demo(): Promise<void> {
   // Loaded only for the demo: its upstreams use node:http, its control plane gRPC.
-  const { DEMO_CONFIG, DEMO_UPSTREAMS, DEMO_XDS, startDemoControlPlane, startDemoUpstreams } = await import('./demo');
+  const { DEMO_CONFIG, DEMO_MCP_PORT, DEMO_UPSTREAMS, DEMO_XDS, startDemoControlPlane, startDemoMcpServer, startDemoUpstreams } = await import('./demo');
   const servers = await startDemoUpstreams();
+  const mcpServer = await startDemoMcpServer();
+  if (mcpServer !== null) servers.push(mcpServer);
   const control = await startDemoControlPlane(log);
   const { source } = await import('./xds-source').then((m) => m.xdsSourceFor(control.bootstrap, log, control.identityTokenFile));
   const p = await runProxy({ source, workers: Math.min(2, availableParallelism()), admin: { host: '127.0.0.1', port: 4191 }, drainGraceMs: 5000 });
@@ -291,6 +293,14 @@ async function demo(): Promise<void> {
       `  curl -s http://127.0.0.1:4140/            # web: kept in this proxy's zone-a (HAZL), P2C over peak-EWMA\n` +
       `  curl -s http://127.0.0.1:4140/api/users   # api route: over mutual TLS through the inbound listener (4143)\n` +
       `  curl -s http://127.0.0.1:4143/api/users   # straight to the inbound listener, no identity: 403 (policy)\n` +
+      (mcpServer === null
+        ? `  (no MCP demo: @modelcontextprotocol/sdk is not installed; \`npm ci\` installs it)\n`
+        : `  # MCP (the SDK's server on :${DEMO_MCP_PORT}, stateless): tools/list shows only the tools the policy grants;\n` +
+          `  # calling delete_repo gets JSON-RPC error -32003 and never reaches the server; mcp_* metrics per tool\n` +
+          `  curl -s http://127.0.0.1:4140/mcp -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \\\n` +
+          `       -d '{"jsonrpc":"2.0","id":1,"method":"tools/list"}'\n` +
+          `  curl -s http://127.0.0.1:4140/mcp -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \\\n` +
+          `       -d '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"delete_repo","arguments":{"name":"prod"}}}'\n`) +
       `  curl -s http://127.0.0.1:4191/metrics     # proxy: golden signals, zone_requests_total, retries, ejections\n` +
       `  curl -s http://127.0.0.1:4191/config_dump # proxy: config in force (from xDS)\n` +
       `  curl -s http://127.0.0.1:${DEMO_XDS.adminPort}/metrics     # control plane: streams, pushes, ACKs, NACKs\n` +

@@ -70,6 +70,47 @@ export async function startDemoControlPlane(log: Log): Promise<{ bootstrap: Boot
   };
 }
 
+/** Where the demo's MCP server listens (behind the proxy's /mcp route). */
+export const DEMO_MCP_PORT = 18185;
+
+/**
+ * The demo's MCP server: the official SDK's McpServer over Streamable HTTP, stateless with JSON
+ * answers, so that one curl makes one call. Tools search_docs, get_weather and delete_repo (the
+ * mesh's MCP policy lets callers see and call only the first two). Null when the SDK is not
+ * installed (it is a development dependency: `npm ci` installs it, a production image does not).
+ */
+export async function startDemoMcpServer(): Promise<http.Server | null> {
+  let sdk: { McpServer: typeof import('@modelcontextprotocol/sdk/server/mcp.js').McpServer; Transport: typeof import('@modelcontextprotocol/sdk/server/streamableHttp.js').StreamableHTTPServerTransport; z: typeof import('zod').z };
+  try {
+    sdk = {
+      McpServer: (await import('@modelcontextprotocol/sdk/server/mcp.js')).McpServer,
+      Transport: (await import('@modelcontextprotocol/sdk/server/streamableHttp.js')).StreamableHTTPServerTransport,
+      z: (await import('zod')).z,
+    };
+  } catch {
+    return null;
+  }
+  const { McpServer, Transport, z } = sdk;
+  const server = http.createServer((req, res) => {
+    const mcp = new McpServer({ name: 'bowline-demo-tools', version: '1.0.0' });
+    const text = (t: string): { content: { type: 'text'; text: string }[] } => ({ content: [{ type: 'text', text: t }] });
+    mcp.registerTool('search_docs', { description: 'Searches the docs', inputSchema: { query: z.string() } }, ({ query }) => text(`3 pages match "${query}"`));
+    mcp.registerTool('get_weather', { description: 'Weather for a city', inputSchema: { city: z.string() } }, ({ city }) => text(`${city}: 21°C, clear`));
+    mcp.registerTool('delete_repo', { description: 'Deletes a repository', inputSchema: { name: z.string() } }, ({ name }) => text(`deleted ${name}`));
+    const transport = new Transport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    res.on('close', () => {
+      void transport.close();
+      void mcp.close();
+    });
+    void mcp.connect(transport).then(() => transport.handleRequest(req, res));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e) => reject(new Error(`demo MCP server cannot listen on 127.0.0.1:${DEMO_MCP_PORT}: ${e.message}`)));
+    server.listen(DEMO_MCP_PORT, '127.0.0.1', () => resolve());
+  });
+  return server;
+}
+
 /** Starts the demo upstreams; each answers with its name, zone and the request it saw. */
 export async function startDemoUpstreams(): Promise<http.Server[]> {
   return Promise.all(

@@ -43,6 +43,18 @@ test('bowline demo serves the quick start over xDS and stops on SIGTERM', { time
       .find((e) => /^worker \d+: authorization denied$/.test(String(e['msg'])));
     assert.deepEqual(denial && { target: denial['target'], clientId: denial['clientId'], server: denial['server'] }, { target: '/api/users', clientId: null, server: 'api' }, out);
     assert.match((await get('http://127.0.0.1:4191/metrics')).text, /tls_handshakes_total\{direction="inbound",result="ok"\} [1-9]/);
+    // The MCP route: the policy's tools only, a denied call answered by the proxy, metrics per tool.
+    const rpc = async (body: unknown): Promise<Record<string, unknown>> => {
+      const res = await fetch('http://127.0.0.1:4140/mcp', { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify(body), signal: AbortSignal.timeout(5000) });
+      return (await res.json()) as Record<string, unknown>;
+    };
+    const list = (await rpc({ jsonrpc: '2.0', id: 1, method: 'tools/list' })) as { result: { tools: { name: string }[] } };
+    assert.deepEqual(list.result.tools.map((t) => t.name).sort(), ['get_weather', 'search_docs']);
+    const denied = (await rpc({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'delete_repo', arguments: { name: 'prod' } } })) as { error: { code: number } };
+    assert.equal(denied.error.code, -32003);
+    const found = (await rpc({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'search_docs', arguments: { query: 'mesh' } } })) as { result: { content: { text: string }[] } };
+    assert.match(found.result.content[0]!.text, /mesh/);
+    assert.match((await get('http://127.0.0.1:4191/metrics')).text, /mcp_response_total\{direction="outbound",route="tools",method="tools\/call",name="search_docs",classification="success"\} 1/);
     const dump = JSON.parse((await get('http://127.0.0.1:4191/config_dump')).text) as { version: string };
     assert.match(dump.version, /^xds-/);
     assert.match((await get('http://127.0.0.1:9901/metrics')).text, /xds_streams\{kind="delta",client="bowline"\} 1/);
