@@ -29,6 +29,8 @@ import type { UpstreamConnection } from './upstream';
 /** Pipelined bytes buffered while a request is in flight before the client is paused. */
 const MAX_STASH_BYTES = 64 * 1024;
 
+const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+
 /** Linkerd's header for the client's mesh identity, as the app sees it. */
 const CLIENT_ID_HEADER = 'l5d-client-id';
 
@@ -336,6 +338,12 @@ export class Http1Downstream extends Http1Exchange implements TrackedConnection,
   /** An MCP POST: its body is held (up to the inspection limit) before anything is sent on. */
   private startCollect(buf: Buffer, end: number, head: McpRequestHead, origin: McpOrigin, routeMcp: boolean, now: number): void {
     const h = this.h;
+    if (h.expectContinue) {
+      // The body is wanted here before anything goes upstream: the proxy says continue itself (a
+      // client would otherwise wait its timeout, a second for curl), and the upstream gets no Expect.
+      h.dropAll(buf, 'expect');
+      this.socket.write(CONTINUE);
+    }
     const first = this.inbound.retain(buf.subarray(h.base));
     h.base = 0;
     this.phase = Phase.Collect;

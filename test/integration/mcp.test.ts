@@ -272,6 +272,33 @@ describe('MCP with a deny-by-default policy (SDK client and server through the p
     }
   });
 
+  test('Expect: 100-continue is answered by the proxy, which needs the body first', async () => {
+    const h = await initializeRaw(url, '2025-11-25');
+    const payload = JSON.stringify(call(11, 'echo')).replace('"arguments":{}', `"arguments":{"text":"${'c'.repeat(2000)}"}`);
+    const t0 = Date.now();
+    const answer = await new Promise<{ status: number; body: string; continued: boolean }>((resolve, reject) => {
+      let continued = false;
+      const req = http.request(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', expect: '100-continue', 'content-length': Buffer.byteLength(payload), ...h }, timeout: 5000 }, (res) => {
+        let b = '';
+        res.on('data', (d: Buffer) => (b += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b, continued }));
+      });
+      // The client sends the body only once told to continue.
+      req.on('continue', () => {
+        continued = true;
+        req.end(payload);
+      });
+      req.on('timeout', () => req.destroy(new Error('no 100 Continue and no answer')));
+      req.on('error', reject);
+      req.flushHeaders();
+    });
+    assert.equal(answer.continued, true);
+    assert.equal(answer.status, 200);
+    assert.match(answer.body, /"text":"c{2000}"/);
+    assert.ok(Date.now() - t0 < 2000);
+    assert.equal(server.requests.filter((r) => r.headers['expect'] !== undefined).length, 0, 'the server got no Expect');
+  });
+
   test('a chunked request body is inspected and sent on framed by length', async () => {
     const h = await initializeRaw(url, '2025-11-25');
     const body = JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'delete_everything', arguments: {} } });
