@@ -40,6 +40,7 @@ export const enum Phase {
 }
 
 const EMPTY = Buffer.alloc(0);
+const IDENTITY_ENCODING = Buffer.from('accept-encoding: identity\r\n', 'latin1');
 
 export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
   protected lr: ListenerRuntime;
@@ -225,9 +226,15 @@ export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
    */
   protected writeRequestHead(up: UpstreamConnection, buf: Buffer): boolean {
     const h = this.h;
-    if (up.writeHead !== undefined) return up.writeHead(buf, h, this.idHeader);
+    let id = this.idHeader;
+    if (this.mcpCall !== null) {
+      // An inspected answer must be readable: no content coding (an absent Accept-Encoding would allow any).
+      h.dropAll(buf, 'accept-encoding');
+      id = id === null ? IDENTITY_ENCODING : Buffer.concat([id, IDENTITY_ENCODING]);
+    }
+    if (up.writeHead !== undefined) return up.writeHead(buf, h, id);
     let extra: Buffer | null = this.upgrade ? CONNECTION_UPGRADE : h.versionMinor === 0 ? CONNECTION_KEEP_ALIVE : null;
-    if (this.idHeader !== null) extra = extra === null ? this.idHeader : Buffer.concat([this.idHeader, extra]);
+    if (id !== null) extra = extra === null ? id : Buffer.concat([id, extra]);
     const head = composeHead(buf, h, extra, this.upgrade ? h.upgradeField : -1);
     const ok = up.socket.write(head);
     this.inbound.afterWrite(up.socket, head.length);
@@ -336,7 +343,8 @@ export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
   private startMcpResponse(call: McpCall, buf: Buffer, h: HeadInfo): boolean {
     const ct = h.find(buf, 'content-type');
     const sid = h.find(buf, 'mcp-session-id');
-    const mode = call.onResponseHead(h.statusCode, ct === -1 ? '' : h.value(buf, ct), sid === -1 ? null : h.value(buf, sid).trim());
+    const ce = h.find(buf, 'content-encoding');
+    const mode = call.onResponseHead(h.statusCode, ct === -1 ? '' : h.value(buf, ct), sid === -1 ? null : h.value(buf, sid).trim(), ce === -1 ? '' : h.value(buf, ce).trim());
     this.mcpMode = mode;
     this.mcpDecoder = null;
     if (mode === ResponseMode.Pass) return false;

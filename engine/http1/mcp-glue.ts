@@ -6,7 +6,7 @@ import type { McpRequestHead } from '../mcp/inspector';
 import { composeHead } from './head-writer';
 import { type HeadInfo, parseHead } from './head-parser';
 
-const STATUS_TEXT: Record<number, string> = { 200: 'OK', 202: 'Accepted', 400: 'Bad Request', 413: 'Content Too Large', 415: 'Unsupported Media Type' };
+const STATUS_TEXT: Record<number, string> = { 200: 'OK', 202: 'Accepted', 400: 'Bad Request', 413: 'Content Too Large', 415: 'Unsupported Media Type', 502: 'Bad Gateway' };
 
 function field(buf: Buffer, h: HeadInfo, name: string): string | null {
   const i = h.find(buf, name);

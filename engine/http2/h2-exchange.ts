@@ -187,6 +187,8 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
       const head = h2McpHead(h, this.method, rawPath);
       const wants = mcp.wants(routeMcp, head);
       const origin: McpOrigin = { direction: lr.direction, route: route?.name ?? '', server, identity: this.conn.peerIdentity, address: this.conn.remoteAddress };
+      // An inspected answer must be readable: no content coding (an absent Accept-Encoding would allow any).
+      if (wants !== Wants.No) h['accept-encoding'] = 'identity';
       if (wants === Wants.Stream) this.mcpCall = mcp.follow(head, origin);
       else if (wants === Wants.Body) {
         // The body is read to its end (or the limit) before anything goes upstream.
@@ -426,7 +428,9 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
     if (call !== null) {
       const ct = headers['content-type'];
       const sid = headers['mcp-session-id'];
-      this.mcpMode = call.onResponseHead(status, typeof ct === 'string' ? ct : '', typeof sid === 'string' ? sid : null);
+      const ce = headers['content-encoding'];
+      this.mcpMode = call.onResponseHead(status, typeof ct === 'string' ? ct : '', typeof sid === 'string' ? sid : null, typeof ce === 'string' ? ce : '');
+      if (call.statusOverride === 502) delete headers['content-encoding'];
       if (this.mcpMode === ResponseMode.Transform) {
         // The body is rewritten: its length changes, and it ends here when the upstream's did.
         delete headers['content-length'];

@@ -290,6 +290,8 @@ export class McpCall {
   private streamOpen = false;
   private out: Buffer[] = [];
   private ended = false;
+  /** Transform: the upstream's body is dropped (the answer was replaced). */
+  private discard = false;
   private status = 0;
 
   constructor(
@@ -311,7 +313,7 @@ export class McpCall {
   }
 
   /** The response head arrived: how its body is to be handled. */
-  onResponseHead(status: number, contentType: string, sessionId: string | null): ResponseMode {
+  onResponseHead(status: number, contentType: string, sessionId: string | null, contentEncoding = ''): ResponseMode {
     const ins = this.inspector;
     const d = this.origin.direction;
     const now = ins.now();
@@ -331,6 +333,18 @@ export class McpCall {
     }
     const ct = contentType.toLowerCase();
     const transform = this.denied.length > 0 || this.lists.size > 0 || (this.getStream && this.grants !== null);
+    if (contentEncoding !== '' && contentEncoding.toLowerCase() !== 'identity') {
+      // Compressed although the proxy asked for identity: unreadable here. Counted; and where the
+      // answer had to be filtered or completed, it is replaced rather than passed on unfiltered.
+      this.failPending('content-encoding');
+      this.ended = true;
+      if (!transform) return (this.mode = ResponseMode.Pass);
+      this.statusOverride = 502;
+      this.contentTypeOverride = 'application/json';
+      this.out.push(Buffer.from(JSON.stringify(errorResponse(null, -32603, `The server's answer was compressed (${contentEncoding}) and could not be inspected by the proxy`))));
+      this.discard = true;
+      return (this.mode = ResponseMode.Transform);
+    }
     if (ct.startsWith('text/event-stream')) {
       this.streamOpen = true;
       ins.gauge('streams', d).value++;
@@ -362,6 +376,7 @@ export class McpCall {
 
   /** Decoded body bytes; returns what the client gets now (possibly nothing). */
   transform(data: Buffer): Buffer | null {
+    if (this.discard) return null;
     if (this.sse !== null) this.sse.push(data);
     else if (this.json !== null) this.addJson(data);
     return this.takeOut();

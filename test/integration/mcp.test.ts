@@ -124,6 +124,9 @@ describe('MCP with a deny-by-default policy (SDK client and server through the p
       assert.ok(JSON.stringify(greet.messages).includes('Ada'));
       await assert.rejects(c.getPrompt({ name: 'admin_override' }, { timeout: CALL_MS }), (e: { code?: number }) => e.code === -32003);
       assert.ok(!server.calls.includes('prompt:admin_override'));
+      // The client may take gzip; the server is asked for identity, so that answers can be read.
+      const posts = server.requests.filter((r) => r.method === 'POST');
+      assert.ok(posts.length > 0 && posts.every((r) => r.headers['accept-encoding'] === 'identity'), JSON.stringify(posts.map((r) => r.headers['accept-encoding'])));
     } finally {
       await c.close();
     }

@@ -274,6 +274,21 @@ describe('responses', () => {
     assert.deepEqual((JSON.parse(c2.finish()!.toString()) as { id: number }[]).map((m) => m.id), [5]);
   });
 
+  test('a compressed answer is not read: passed on and counted, or replaced where it had to be filtered', () => {
+    const { ins, metrics } = inspector();
+    const c = ins.inspect(head(), body(call(1, 'echo')), ORIGIN, true).call!;
+    assert.equal(c.onResponseHead(200, 'application/json', null, 'gzip'), ResponseMode.Pass);
+    c.finish();
+    assert.equal(statsOf(metrics).get('tools/call|echo')!.errors['content-encoding'], 1);
+    const list = ins.inspect(head(), body({ jsonrpc: '2.0', id: 2, method: 'tools/list' }), ORIGIN, true).call!;
+    assert.equal(list.onResponseHead(200, 'text/event-stream', null, 'br'), ResponseMode.Transform);
+    assert.equal(list.statusOverride, 502);
+    let out = list.takeOut()?.toString() ?? '';
+    assert.equal(list.transform(Buffer.from('compressed bytes')), null);
+    out += list.finish()?.toString() ?? '';
+    assert.equal((JSON.parse(out) as { error: { code: number } }).error.code, -32603);
+  });
+
   test('an HTTP error fails what was sent; an aborted stream fails and closes its gauge', () => {
     const { ins, metrics } = inspector(settings({ policies: [] }));
     const c = ins.inspect(head(), body(call(1, 'echo')), ORIGIN, true).call!;
