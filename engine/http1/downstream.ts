@@ -23,7 +23,7 @@ import { giveHeadInfo } from './head-pool';
 import { BodyReplay } from './request-replay';
 import { BodyCollector, COLLECT_BAD, COLLECT_MORE, COLLECT_TOO_LARGE } from './body-collector';
 import { jsonReply, readMcpHead, rebuildRequest } from './mcp-glue';
-import { type McpOrigin, type McpRequestHead, Wants } from '../mcp/inspector';
+import { type McpOrigin, type McpRequestHead, McpScope, Wants } from '../mcp/inspector';
 import type { UpstreamConnection } from './upstream';
 
 /** Pipelined bytes buffered while a request is in flight before the client is paused. */
@@ -261,10 +261,11 @@ export class Http1Downstream extends Http1Exchange implements TrackedConnection,
     this.mcpCall = null;
     const mcp = ctx.mcp;
     const server = mcp === null ? '' : (lr.authorizer?.serverName(lr.name, lr.snapshot.address.port) ?? '');
-    const routeMcp = mcp !== null && mcp.isMcp(route?.name ?? '', route !== null && route.mcp, lr.snapshot.mcp === true, server);
+    const scope = mcp === null ? McpScope.None : mcp.scope(route?.name ?? '', route !== null && route.mcp, lr.snapshot.mcp === true, server);
+    const routeMcp = scope !== McpScope.None;
     if (mcp !== null && (routeMcp || mcp.settings.inspectAll) && !isConnect && !this.upgrade) {
       const head = readMcpHead(buf, h, METHOD_NAMES[h.method] || buf.toString('latin1', h.base, h.base + h.methodEnd), h.base + h.targetStart, pathEnd0);
-      const wants = mcp.wants(routeMcp, head);
+      const wants = mcp.wants(scope, head);
       if (wants !== Wants.No) {
         const origin: McpOrigin = { direction: lr.direction, route: route?.name ?? '', server, identity: this.peerIdentity, address: this.socket.remoteAddress ?? '' };
         if (wants === Wants.Stream || h.bodyKind === BodyKind.None) {

@@ -24,7 +24,7 @@ import { debugEnabled, debugLog } from '../debug';
 import { H2Error } from './codec/frames';
 import type { H2ServerStream, OutHeaders, StreamOwner } from './codec/server-stream';
 import { type CallOwner, H2Call, type HeaderBlock, type UpstreamCall } from './upstream-call';
-import { type McpCall, type McpOrigin, ResponseMode, Wants } from '../mcp/inspector';
+import { type McpCall, type McpOrigin, McpScope, ResponseMode, Wants } from '../mcp/inspector';
 import { h2McpHead, McpBodyHold } from './h2-mcp';
 
 
@@ -182,10 +182,11 @@ export class H2Exchange implements CallOwner, QueueWaiter, StreamOwner {
     }
     const mcp = this.ctx.mcp;
     const server = mcp === null ? '' : (lr.authorizer?.serverName(lr.name, lr.snapshot.address.port) ?? '');
-    const routeMcp = mcp !== null && mcp.isMcp(route?.name ?? '', route !== null && route.mcp, lr.snapshot.mcp === true, server);
+    const scope = mcp === null ? McpScope.None : mcp.scope(route?.name ?? '', route !== null && route.mcp, lr.snapshot.mcp === true, server);
+    const routeMcp = scope !== McpScope.None;
     if (mcp !== null && (routeMcp || mcp.settings.inspectAll)) {
       const head = h2McpHead(h, this.method, rawPath);
-      const wants = mcp.wants(routeMcp, head);
+      const wants = mcp.wants(scope, head);
       const origin: McpOrigin = { direction: lr.direction, route: route?.name ?? '', server, identity: this.conn.peerIdentity, address: this.conn.remoteAddress };
       // An inspected answer must be readable: no content coding (an absent Accept-Encoding would allow any).
       if (wants !== Wants.No) h['accept-encoding'] = 'identity';

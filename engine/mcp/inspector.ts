@@ -52,6 +52,15 @@ export interface McpOrigin {
   address: string;
 }
 
+export const enum McpScope {
+  /** Not MCP (inspectAll may still find MCP in it). */
+  None = 0,
+  /** Marked MCP (route or listener): inspected, observed, nothing denied. */
+  Marked,
+  /** An MCP policy governs it: deny by default, no request uninspected. */
+  Governed,
+}
+
 export const enum Wants {
   No = 0,
   /** A POST: its body is buffered and inspected before it is sent on. */
@@ -105,25 +114,37 @@ export class McpInspector {
   }
 
   /**
-   * Whether a route's requests are MCP: the route or its listener says so, or an MCP policy governs
-   * them (a policy must never be bypassed because a route was not marked).
+   * Whether a route's requests are MCP: governed by an MCP policy (whether marked or not: a policy
+   * must never be bypassed because a route was not marked), marked on the route or its listener, or not.
    */
-  isMcp(route: string, routeMarked: boolean, listenerMarked: boolean, server: string): boolean {
-    return routeMarked || listenerMarked || this.policy.grantsFor(route, server) !== null;
+  scope(route: string, routeMarked: boolean, listenerMarked: boolean, server: string): McpScope {
+    if (this.policy.grantsFor(route, server) !== null) return McpScope.Governed;
+    return routeMarked || listenerMarked ? McpScope.Marked : McpScope.None;
   }
 
-  /** Whether a request is inspected: every request of an MCP route; with inspectAll, those that look like MCP. */
-  wants(routeMcp: boolean, h: McpRequestHead): Wants {
-    if (!routeMcp && !this.settings.inspectAll) return Wants.No;
+  /**
+   * Whether a request is inspected: requests of an MCP route; with inspectAll, those that look like
+   * MCP. The legacy HTTP+SSE transport passes untouched, except where a policy governs: there every
+   * request with a body is inspected and every SSE stream followed (list answers filtered), whatever
+   * it looks like.
+   */
+  wants(scope: McpScope, h: McpRequestHead): Wants {
+    if (scope === McpScope.None && !this.settings.inspectAll) return Wants.No;
+    const governed = scope === McpScope.Governed;
     switch (h.httpMethod) {
+      case 'PUT':
+      case 'PATCH':
+        // Not MCP's methods; under a policy a body is inspected all the same (a server may not care).
+        return governed ? Wants.Body : Wants.No;
       case 'POST':
-        if (routeMcp) return h.legacyQuery && h.sessionId === null && h.protocolVersion === '' ? Wants.No : Wants.Body;
+        if (governed) return Wants.Body;
+        if (scope === McpScope.Marked) return h.legacyQuery && h.sessionId === null && h.protocolVersion === '' ? Wants.No : Wants.Body;
         // Found by inspection: JSON bodies only, and not the legacy transport's message endpoint.
         return h.contentType.startsWith('application/json') && !h.legacyQuery ? Wants.Body : Wants.No;
       case 'GET':
         // A GET stream of Streamable HTTP carries a session (or a protocol version); the legacy
-        // transport's SSE endpoint has neither and passes untouched.
-        return h.accept.includes('text/event-stream') && (h.sessionId !== null || h.protocolVersion !== '') ? Wants.Stream : Wants.No;
+        // transport's SSE endpoint has neither and passes untouched (unless governed).
+        return h.accept.includes('text/event-stream') && (governed || h.sessionId !== null || h.protocolVersion !== '') ? Wants.Stream : Wants.No;
       case 'DELETE':
         return h.sessionId !== null ? Wants.Stream : Wants.No;
       default:
@@ -377,8 +398,15 @@ export class McpCall {
   /** Decoded body bytes; returns what the client gets now (possibly nothing). */
   transform(data: Buffer): Buffer | null {
     if (this.discard) return null;
-    if (this.sse !== null) this.sse.push(data);
-    else if (this.json !== null) this.addJson(data);
+    const sse = this.sse;
+    if (sse !== null) {
+      if (!sse.push(data)) {
+        // An event past the parser's bound: it cannot be filtered, so it does not go out; the stream
+        // ends here for the client with an error event (fail closed), and the rest is dropped.
+        this.discard = true;
+        this.out.push(formatSseEvent({ id: null, event: '', data: JSON.stringify(errorResponse(null, -32603, 'An event of the server\'s stream was too large to be inspected by the proxy')), retry: -1 }));
+      }
+    } else if (this.json !== null) this.addJson(data);
     return this.takeOut();
   }
 
@@ -445,7 +473,8 @@ export class McpCall {
 
   private addJson(data: Buffer): void {
     this.jsonBytes += data.length;
-    if (this.jsonBytes <= MAX_RESPONSE_JSON_BYTES) this.json!.push(this.mode === ResponseMode.Transform ? data : Buffer.from(data));
+    // A copy: the bytes may lie in the upstream connection's read buffer, which its next read refills.
+    if (this.jsonBytes <= MAX_RESPONSE_JSON_BYTES) this.json!.push(Buffer.from(data));
   }
 
   private failPending(error: string): void {

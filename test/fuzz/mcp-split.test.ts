@@ -37,7 +37,25 @@ before(async () => {
         res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '5' }).end('plain');
         return;
       }
-      const v = JSON.parse(body) as { id?: unknown; params: { name: string } } | { id?: unknown; params: { name: string } }[];
+      const v = JSON.parse(body) as { id?: unknown; method?: string; params: { name: string } } | { id?: unknown; params: { name: string } }[];
+      if (!Array.isArray(v) && v.method === 'tools/list') {
+        // A large answer, written in pieces over time: it reaches the proxy in many reads.
+        const tools = Array.from({ length: 3000 }, (_, i) => ({ name: i % 2 === 0 ? `ok_${i}` : `no_${i}`, description: `tool ${i} ${'d'.repeat(40)}`, inputSchema: { type: 'object' } }));
+        const out = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: v.id, result: { tools } }));
+        res.writeHead(200, { 'content-type': 'application/json' });
+        let at = 0;
+        const next = (): void => {
+          if (at >= out.length) {
+            res.end();
+            return;
+          }
+          res.write(out.subarray(at, at + 16_384));
+          at += 16_384;
+          setTimeout(next, 2);
+        };
+        next();
+        return;
+      }
       const answer = (m: { id?: unknown; params: { name: string } }): unknown => ({ jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: m.params.name }] } });
       const out = JSON.stringify(Array.isArray(v) ? v.filter((m) => m.id !== undefined).map(answer) : answer(v));
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out) }).end(out);
@@ -132,4 +150,16 @@ test('MCP POSTs through the proxy are split-invariant: same answers, same body u
       assert.deepEqual(sent, batch ? allowed : allowed[0], label);
     }
   }
+});
+
+test('a large JSON list answer arriving over many reads is filtered whole (its bytes are kept, not the read buffer)', { timeout: 30_000 }, async () => {
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 'l', method: 'tools/list' });
+  const ex = await rawRequest(proxy.ports['in']!, `POST /mcp HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`, 10_000);
+  const [r] = parseResponses(ex.data);
+  assert.ok(r !== undefined, ex.data.toString().slice(0, 300));
+  assert.equal(r.status, 200);
+  const v = JSON.parse(r.body.toString()) as { id: string; result: { tools: { name: string; description: string }[] } };
+  assert.equal(v.id, 'l');
+  assert.equal(v.result.tools.length, 1500);
+  assert.ok(v.result.tools.every((t, k) => t.name === `ok_${2 * k}` && t.description.startsWith(`tool ${2 * k} `)));
 });

@@ -359,6 +359,23 @@ describe('MCP with a deny-by-default policy (SDK client and server through the p
     }
   });
 
+  test('under a policy, looking like the legacy transport is no way around it', async () => {
+    const before = server.calls.length;
+    const legacy = await postRpc(`${url}?sessionId=abc`, call(21, 'delete_everything'), { 'content-type': 'application/json' });
+    assert.equal(legacy.status, 200);
+    assert.equal((legacy.messages[0] as { error: { code: number } }).error.code, -32003);
+    const put = await new Promise<number>((resolve, reject) => {
+      const req = http.request(url, { method: 'PUT', headers: { 'content-type': 'application/json' } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify(call(22, 'delete_everything')));
+    });
+    assert.equal(put, 200);
+    assert.equal(server.calls.length, before);
+  });
+
   test('requests on other routes are not inspected', async () => {
     const before = mcpCount(await metrics(proxy), 'mcp_request_total', {});
     // A POST that is not on the MCP route is not inspected, even when it is JSON-RPC.

@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { DEFAULT_MCP_SETTINGS, type McpSettings } from '../../../../engine/config/snapshot';
 import { idKey, Kind, parseMcpBody, Target } from '../../../../engine/mcp/jsonrpc';
-import { type McpOrigin, type McpRequestHead, McpInspector, ResponseMode, Wants } from '../../../../engine/mcp/inspector';
+import { type McpOrigin, type McpRequestHead, McpInspector, McpScope, ResponseMode, Wants } from '../../../../engine/mcp/inspector';
 import { McpPolicy, normalizeResourceUri } from '../../../../engine/mcp/policy';
 import { MetricsRegistry } from '../../../../engine/metrics/registry';
 import { Prng } from '../../../helpers/prng';
@@ -113,16 +113,27 @@ describe('policy', () => {
 describe('requests', () => {
   test('which requests are inspected', () => {
     const { ins } = inspector(settings({ inspectAll: false }));
-    assert.equal(ins.wants(true, head()), Wants.Body);
-    assert.equal(ins.wants(false, head()), Wants.No);
+    assert.equal(ins.scope('mcp', false, false, ''), McpScope.Governed, 'a policy makes a route MCP');
+    assert.equal(ins.scope('other', true, false, ''), McpScope.Marked);
+    assert.equal(ins.scope('other', false, true, ''), McpScope.Marked);
+    assert.equal(ins.scope('other', false, false, ''), McpScope.None);
+    assert.equal(ins.wants(McpScope.Marked, head()), Wants.Body);
+    assert.equal(ins.wants(McpScope.None, head()), Wants.No);
     const all = inspector(settings({ inspectAll: true })).ins;
-    assert.equal(all.wants(false, head()), Wants.Body);
-    assert.equal(all.wants(false, head({ contentType: 'text/plain' })), Wants.No);
-    // The legacy HTTP+SSE transport: its message endpoint and its SSE endpoint pass untouched.
-    assert.equal(all.wants(false, head({ legacyQuery: true, sessionId: null, protocolVersion: '' })), Wants.No);
-    assert.equal(all.wants(false, head({ httpMethod: 'GET', accept: 'text/event-stream', sessionId: null, protocolVersion: '' })), Wants.No);
-    assert.equal(all.wants(false, head({ httpMethod: 'GET', accept: 'text/event-stream' })), Wants.Stream);
-    assert.equal(all.wants(false, head({ httpMethod: 'DELETE' })), Wants.Stream);
+    assert.equal(all.wants(McpScope.None, head()), Wants.Body);
+    assert.equal(all.wants(McpScope.None, head({ contentType: 'text/plain' })), Wants.No);
+    // The legacy HTTP+SSE transport: its message endpoint and its SSE endpoint pass untouched...
+    const legacyPost = head({ legacyQuery: true, sessionId: null, protocolVersion: '' });
+    const legacyGet = head({ httpMethod: 'GET', accept: 'text/event-stream', sessionId: null, protocolVersion: '' });
+    assert.equal(all.wants(McpScope.None, legacyPost), Wants.No);
+    assert.equal(all.wants(McpScope.Marked, legacyPost), Wants.No);
+    assert.equal(all.wants(McpScope.None, legacyGet), Wants.No);
+    // ... except under a policy: a query parameter must not be a way around it.
+    assert.equal(all.wants(McpScope.Governed, legacyPost), Wants.Body);
+    assert.equal(all.wants(McpScope.Governed, { ...legacyPost, contentType: 'text/plain' }), Wants.Body);
+    assert.equal(all.wants(McpScope.Governed, legacyGet), Wants.Stream);
+    assert.equal(all.wants(McpScope.None, head({ httpMethod: 'GET', accept: 'text/event-stream' })), Wants.Stream);
+    assert.equal(all.wants(McpScope.None, head({ httpMethod: 'DELETE' })), Wants.Stream);
   });
 
   test('a denied call is answered with its id; an allowed one goes on untouched', () => {
@@ -272,6 +283,22 @@ describe('responses', () => {
     assert.equal(c2.onResponseHead(202, '', null), ResponseMode.Transform);
     assert.equal(c2.statusOverride, 200);
     assert.deepEqual((JSON.parse(c2.finish()!.toString()) as { id: number }[]).map((m) => m.id), [5]);
+  });
+
+  test('an SSE event too large to inspect is not passed unfiltered: an error event ends the stream for the client', () => {
+    const { ins } = inspector();
+    const c = ins.inspect(head(), body({ jsonrpc: '2.0', id: 1, method: 'tools/list' }), ORIGIN, true).call!;
+    assert.equal(c.onResponseHead(200, 'text/event-stream', null), ResponseMode.Transform);
+    let out = '';
+    const piece = Buffer.alloc(512 * 1024, 0x61);
+    out += c.transform(Buffer.from('data: {"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"'))?.toString() ?? '';
+    for (let i = 0; i < 10; i++) out += c.transform(piece)?.toString() ?? '';
+    out += c.transform(Buffer.from('"}]}}\n\n'))?.toString() ?? '';
+    out += c.finish()?.toString() ?? '';
+    assert.ok(!out.includes('aaaa'), 'nothing of the event went out');
+    const events = out.split('\n\n').filter((e) => e !== '');
+    assert.equal(events.length, 1);
+    assert.equal((JSON.parse(events[0]!.slice('data: '.length)) as { error: { code: number } }).error.code, -32603);
   });
 
   test('a compressed answer is not read: passed on and counted, or replaced where it had to be filtered', () => {
