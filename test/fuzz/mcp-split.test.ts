@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as http from 'node:http';
 import { TempConfig } from '../helpers/config-file';
-import { fuzzSeeds, Prng } from '../helpers/prng';
+import { fuzzSeeds, Prng, splitAt } from '../helpers/prng';
 import { type ProxyProcess, startProxy } from '../helpers/proxy-process';
 import { parseResponses, rawRequest } from '../helpers/raw-client';
 import { close, listen } from '../helpers/upstream';
@@ -110,12 +110,7 @@ test('MCP POSTs through the proxy are split-invariant: same answers, same body u
       const head = `POST /mcp HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nmcp-protocol-version: 2025-03-26\r\n${useChunked ? 'transfer-encoding: chunked' : `content-length: ${payload.length}`}\r\n\r\n`;
       const bytes = Buffer.concat([Buffer.from(head), useChunked ? chunked(payload, rng) : payload, Buffer.from('GET /after HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n')]);
       const cuts = rng.cuts(bytes.length, rng.range(1, 12));
-      const parts: Buffer[] = [];
-      let prev = 0;
-      for (const c of [...cuts, bytes.length]) {
-        parts.push(bytes.subarray(prev, c));
-        prev = c;
-      }
+      const parts = splitAt(bytes, cuts);
       const before = seen.length;
       const ex = await rawRequest(port, parts, 5000, 2);
       const label = `seed ${seed} iteration ${it} (${useChunked ? 'chunked' : 'length'}, ${entries.map((e) => e.params.name).join(',')}, cuts ${cuts.join(',')})`;

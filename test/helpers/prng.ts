@@ -69,3 +69,15 @@ export function fuzzSeeds(base: number[]): number[] {
   const extra = process.env.BOWLINE_FUZZ_SEED;
   return extra === undefined ? base : [...base, Number(extra)];
 }
+
+/** `buf` cut at the given sorted offsets (as Prng.cuts gives them): the pieces, as subarrays. */
+export function splitAt(buf: Buffer, cuts: readonly number[]): Buffer[] {
+  const out: Buffer[] = [];
+  let prev = 0;
+  for (const c of cuts) {
+    out.push(buf.subarray(prev, c));
+    prev = c;
+  }
+  out.push(buf.subarray(prev));
+  return out;
+}

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { ChunkedDecoder } from '../../../../engine/http1/chunked-decoder';
 import { ChunkedScanner } from '../../../../engine/http1/chunked-scanner';
 import { genChunkedBody } from '../../../helpers/http1-gen';
-import { fuzzSeeds, Prng } from '../../../helpers/prng';
+import { fuzzSeeds, Prng, splitAt } from '../../../helpers/prng';
 
 const l1 = (s: string): Buffer => Buffer.from(s, 'latin1');
 
@@ -35,16 +35,6 @@ function decode(pieces: Buffer[]): Decoded {
   return { ok, done: d.done, data: Buffer.concat(parts), slices: parts.length };
 }
 
-function split(buf: Buffer, cuts: number[]): Buffer[] {
-  const out: Buffer[] = [];
-  let prev = 0;
-  for (const c of cuts) {
-    out.push(buf.subarray(prev, c));
-    prev = c;
-  }
-  out.push(buf.subarray(prev));
-  return out;
-}
 
 /** Asserts the payload for the whole body, every two-piece split and one byte per push. */
 function decodes(body: string, payload: string): void {
@@ -56,7 +46,7 @@ function decodes(body: string, payload: string): void {
     assert.deepEqual(r.data, want, what);
   };
   check(decode([buf]), 'whole');
-  for (let i = 0; i <= buf.length; i++) check(decode(split(buf, [i])), `split at ${i}`);
+  for (let i = 0; i <= buf.length; i++) check(decode(splitAt(buf, [i])), `split at ${i}`);
   const bytes: Buffer[] = [];
   for (let i = 0; i < buf.length; i++) bytes.push(buf.subarray(i, i + 1));
   check(decode(bytes), 'bytewise');
@@ -114,7 +104,7 @@ describe('ChunkedDecoder', () => {
   test('a large chunk is reported in one slice per push, with no copy', () => {
     const size = 64 * 1024;
     const body = Buffer.concat([l1(`${size.toString(16)}\r\n`), Buffer.alloc(size, 0x61), l1('\r\n0\r\n\r\n')]);
-    const r = decode(split(body, [1000, 30000]));
+    const r = decode(splitAt(body, [1000, 30000]));
     assert.equal(r.ok, true);
     assert.equal(r.data.length, size);
     assert.equal(r.slices, 3); // one per push that holds data
@@ -167,7 +157,7 @@ describe('ChunkedDecoder', () => {
           ref.push(Buffer.from(buf.subarray(s, e)));
         };
         assert.equal(sc.scan(body, 0, body.length), body.length);
-        const r = decode(split(body, rng.cuts(body.length, rng.range(0, 20))));
+        const r = decode(splitAt(body, rng.cuts(body.length, rng.range(0, 20))));
         assert.equal(r.ok, true, `seed ${seed} case ${i}`);
         assert.equal(r.done, true);
         assert.deepEqual(r.data, Buffer.concat(ref), `seed ${seed} case ${i}`);
@@ -189,7 +179,7 @@ describe('ChunkedDecoder', () => {
             else body = Buffer.concat([body.subarray(0, at), l1(rng.pick(['\r', '\n', '\r\n', '0', ';', 'g'])), body.subarray(at)]);
           }
         }
-        const pieces = split(body, rng.cuts(body.length, rng.range(0, 8)));
+        const pieces = splitAt(body, rng.cuts(body.length, rng.range(0, 8)));
         const r = decode(pieces);
         const ref: Buffer[] = [];
         const sc = new ChunkedScanner();

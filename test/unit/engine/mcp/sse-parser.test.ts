@@ -6,7 +6,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createParser } from 'eventsource-parser';
 import { formatSseEvent, SseParser, type SseEvent } from '../../../../engine/mcp/sse-parser';
-import { fuzzSeeds, Prng } from '../../../helpers/prng';
+import { fuzzSeeds, Prng, splitAt } from '../../../helpers/prng';
 
 const b = (s: string): Buffer => Buffer.from(s, 'utf8');
 
@@ -28,22 +28,11 @@ function ev(data: string, over: Partial<SseEvent> = {}): SseEvent {
   return { id: null, event: '', data, retry: -1, ...over };
 }
 
-/** Splits buf at the given sorted cut points. */
-function split(buf: Buffer, cuts: number[]): Buffer[] {
-  const out: Buffer[] = [];
-  let prev = 0;
-  for (const c of cuts) {
-    out.push(buf.subarray(prev, c));
-    prev = c;
-  }
-  out.push(buf.subarray(prev));
-  return out;
-}
 
 /** Asserts that the whole stream, every two-piece split and one byte per push all give `expected`. */
 function allSplits(stream: Buffer, expected: SseEvent[]): void {
   assert.deepEqual(parse([stream]).events, expected, 'whole');
-  for (let i = 0; i <= stream.length; i++) assert.deepEqual(parse(split(stream, [i])).events, expected, `split at ${i}`);
+  for (let i = 0; i <= stream.length; i++) assert.deepEqual(parse(splitAt(stream, [i])).events, expected, `split at ${i}`);
   const bytes: Buffer[] = [];
   for (let i = 0; i < stream.length; i++) bytes.push(stream.subarray(i, i + 1));
   assert.deepEqual(parse(bytes).events, expected, 'bytewise');
@@ -230,7 +219,7 @@ describe('SseParser', () => {
   test('maxEventBytes: an event whose data grows past it fails the parser', () => {
     const stream = b(`data: ${'a'.repeat(40)}\n\ndata: ${'b'.repeat(60)}\ndata: ${'c'.repeat(60)}\n\ndata: late\n\n`);
     for (let i = 0; i <= stream.length; i++) {
-      const r = parse(split(stream, [i]), 100);
+      const r = parse(splitAt(stream, [i]), 100);
       assert.deepEqual(r.events, [ev('a'.repeat(40))], `split at ${i}`);
       assert.equal(r.ok, false);
       assert.equal(r.parser.failed, true);
@@ -245,7 +234,7 @@ describe('SseParser', () => {
     // The line's own length counts (not its terminator): 100 bytes pass, 101 fail, whole or split.
     for (const [n, ok] of [[98, true], [99, false]] as const) {
       const stream = b(`: ${'z'.repeat(n)}\r\ndata: after\n\n`);
-      for (let i = 0; i <= stream.length; i++) assert.equal(parse(split(stream, [i]), 100).ok, ok, `${n} split at ${i}`);
+      for (let i = 0; i <= stream.length; i++) assert.equal(parse(splitAt(stream, [i]), 100).ok, ok, `${n} split at ${i}`);
     }
     const events: SseEvent[] = [];
     const p = new SseParser((e) => events.push(e), 100);
@@ -369,7 +358,7 @@ describe('SseParser against eventsource-parser', () => {
       let events = 0;
       for (let i = 0; i < 300; i++) {
         const stream = b(randomStream(rng));
-        const pieces = split(stream, rng.cuts(stream.length, rng.range(0, 12)));
+        const pieces = splitAt(stream, rng.cuts(stream.length, rng.range(0, 12)));
         const expected = reference(pieces);
         const got = parse(pieces);
         assert.equal(got.ok, true);
