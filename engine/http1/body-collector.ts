@@ -2,8 +2,7 @@
 // kept as they arrive until the body's framing says it ended, or a bound is passed. The scanner that
 // frames pass-through bodies frames this one too, so both accept and refuse the same bodies.
 
-import { ChunkedDecoder } from './chunked-decoder';
-import type { ChunkedScanner } from './chunked-scanner';
+import { ChunkedScanner } from './chunked-scanner';
 import { BodyKind } from './head-parser';
 
 /** add(): the body has not ended yet. */
@@ -66,7 +65,11 @@ export class BodyCollector {
   body(whole: Buffer, stop: number): Buffer {
     if (this.kind === BodyKind.Length) return whole.subarray(this.bodyStart, stop);
     const parts: Buffer[] = [];
-    new ChunkedDecoder((s) => parts.push(s)).push(whole, this.bodyStart, stop);
+    const d = new ChunkedScanner();
+    d.onData = (b, s, e): void => {
+      parts.push(b.subarray(s, e));
+    };
+    d.scan(whole, this.bodyStart, stop);
     return Buffer.concat(parts);
   }
 }

@@ -19,7 +19,7 @@ import { BodyKind, type HeadInfo, Method } from './head-parser';
 import { takeHeadInfo } from './head-pool';
 import { composeHead, CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, CONNECTION_UPGRADE, joinHeadAndBody } from './head-writer';
 import { BodyReplay, parseRetryAfter } from './request-replay';
-import { ChunkedDecoder } from './chunked-decoder';
+import { ChunkedScanner } from './chunked-scanner';
 import { chunkOf, LAST_CHUNK, rewrittenResponseHead } from './mcp-glue';
 import { type McpCall, ResponseMode } from '../mcp/inspector';
 import { type ExchangeOwner, Http1Upstream, type UpstreamConnection } from './upstream';
@@ -113,7 +113,7 @@ export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
   // decoder of a chunked response body for it.
   protected mcpCall: McpCall | null = null;
   protected mcpMode = ResponseMode.Pass;
-  private mcpDecoder: ChunkedDecoder | null = null;
+  private mcpDecoder: ChunkedScanner | null = null;
   /** The rewritten body goes out chunked (else delimited by close, for HTTP/1.0 clients). */
   private mcpChunked = false;
 
@@ -349,7 +349,10 @@ export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
     this.mcpDecoder = null;
     if (mode === ResponseMode.Pass) return false;
     if (h.bodyKind === BodyKind.Chunked) {
-      this.mcpDecoder = new ChunkedDecoder(mode === ResponseMode.Observe ? (d) => call.observe(d) : (d) => this.mcpWrite(call.transform(d)));
+      // The upstream already checks the framing; this scanner only hands the data on (slices, no copies).
+      const d = new ChunkedScanner();
+      d.onData = mode === ResponseMode.Observe ? (b, s, e) => call.observe(b.subarray(s, e)) : (b, s, e) => void this.mcpWrite(call.transform(b.subarray(s, e)));
+      this.mcpDecoder = d;
     }
     if (mode === ResponseMode.Observe) return false;
     this.mcpChunked = this.h.versionMinor === 1;
@@ -373,11 +376,11 @@ export abstract class Http1Exchange implements ExchangeOwner, QueueWaiter {
       const call = this.mcpCall!;
       const dec = this.mcpDecoder;
       if (this.mcpMode === ResponseMode.Transform) {
-        if (dec !== null) dec.push(chunk);
+        if (dec !== null) dec.scan(chunk, 0, chunk.length);
         else this.mcpWrite(call.transform(chunk));
         return this.socket.writableLength < this.socket.writableHighWaterMark;
       }
-      if (dec !== null) dec.push(chunk);
+      if (dec !== null) dec.scan(chunk, 0, chunk.length);
       else call.observe(chunk);
     }
     const head = this.pendingHead;

@@ -1,9 +1,9 @@
-// Unit tests of the chunked body decoder: payload and zero-copy slices in every split, extensions and
-// trailers skipped, framing errors returning false, and agreement with ChunkedScanner on random bodies.
+// Unit tests of the chunked scanner as a decoder (its onData callback, which MCP inspection and the
+// HTTP/2-to-HTTP/1 call use): payload and zero-copy slices in every split, extensions and trailers
+// skipped, framing errors, and the same payload on random bodies in random splits.
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChunkedDecoder } from '../../../../engine/http1/chunked-decoder';
 import { ChunkedScanner } from '../../../../engine/http1/chunked-scanner';
 import { genChunkedBody } from '../../../helpers/http1-gen';
 import { fuzzSeeds, Prng, splitAt } from '../../../helpers/prng';
@@ -21,18 +21,24 @@ interface Decoded {
 function decode(pieces: Buffer[]): Decoded {
   const parts: Buffer[] = [];
   let current: Buffer = Buffer.alloc(0);
-  const d = new ChunkedDecoder((slice) => {
+  const d = new ChunkedScanner();
+  d.onData = (buf, start, end): void => {
+    const slice = buf.subarray(start, end);
     assert.equal(slice.buffer, current.buffer, 'a view, not a copy');
     assert.ok(slice.byteOffset >= current.byteOffset && slice.byteOffset + slice.length <= current.byteOffset + current.length);
     assert.ok(slice.length > 0, 'no empty slices');
     parts.push(Buffer.from(slice));
-  });
+  };
   let ok = true;
+  let done = false;
   for (const piece of pieces) {
     current = piece;
-    ok = d.push(piece) && ok;
+    if (!ok || done) break;
+    const r = d.scan(piece, 0, piece.length);
+    if (r === -2) ok = false;
+    else if (r >= 0) done = true;
   }
-  return { ok, done: d.done, data: Buffer.concat(parts), slices: parts.length };
+  return { ok, done, data: Buffer.concat(parts), slices: parts.length };
 }
 
 
@@ -59,14 +65,9 @@ function fails(body: string): void {
   const bytes: Buffer[] = [];
   for (let i = 0; i < buf.length; i++) bytes.push(buf.subarray(i, i + 1));
   assert.equal(decode(bytes).ok, false, `bytewise ${JSON.stringify(body)}`);
-  const d = new ChunkedDecoder(() => undefined);
-  d.push(buf);
-  assert.equal(d.push(l1('0\r\n\r\n')), false, 'stays failed');
-  assert.equal(d.push(Buffer.alloc(0)), false, 'stays failed on an empty push');
-  assert.equal(d.done, false);
 }
 
-describe('ChunkedDecoder', () => {
+describe('ChunkedScanner as a decoder (onData)', () => {
   test('data chunks, hex case, leading zeros, the last chunk', () => {
     decodes('0\r\n\r\n', '');
     decodes('5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n', 'hello world');
@@ -89,16 +90,18 @@ describe('ChunkedDecoder', () => {
     decodes('0\r\nA:\r\n\r\n', '');
   });
 
-  test('push(buf, start, end) decodes only that range; slices are views of buf', () => {
+  test('scan(buf, start, end) decodes only that range; slices are views of buf', () => {
     const buf = l1('GARBAGE5\r\nhello\r\n0\r\n\r\nNEXT');
     const got: Buffer[] = [];
-    const d = new ChunkedDecoder((s) => got.push(s));
-    assert.equal(d.push(buf, 7, 10), true);
-    assert.equal(d.push(buf, 10, buf.length - 4), true);
-    assert.equal(d.done, true);
-    assert.deepEqual(got.map((s) => s.toString('latin1')), ['hello']);
-    assert.equal(got[0].buffer, buf.buffer);
-    assert.equal(got[0].byteOffset, buf.byteOffset + 10);
+    const d = new ChunkedScanner();
+    d.onData = (b, s, e): void => {
+      got.push(b.subarray(s, e));
+    };
+    assert.equal(d.scan(buf, 7, 10), -1);
+    assert.equal(d.scan(buf, 10, buf.length), buf.length - 4);
+    assert.deepEqual(got.map((x) => x.toString('latin1')), ['hello']);
+    assert.equal(got[0]!.buffer, buf.buffer);
+    assert.equal(got[0]!.byteOffset, buf.byteOffset + 10);
   });
 
   test('a large chunk is reported in one slice per push, with no copy', () => {
@@ -110,17 +113,7 @@ describe('ChunkedDecoder', () => {
     assert.equal(r.slices, 3); // one per push that holds data
   });
 
-  test('reset() starts a new body', () => {
-    const d = new ChunkedDecoder(() => undefined);
-    assert.equal(d.push(l1('zz')), false);
-    d.reset();
-    assert.equal(d.push(l1('0\r\n\r\n')), true);
-    assert.equal(d.done, true);
-    d.reset();
-    assert.equal(d.done, false);
-  });
-
-  test('framing errors return false', () => {
+  test('framing errors', () => {
     fails('zz\r\n');
     fails('\r\n');
     fails(';ext\r\n0\r\n\r\n');
@@ -138,16 +131,8 @@ describe('ChunkedDecoder', () => {
     fails(`0\r\n${'X: y\r\n'.repeat(5000)}\r\n`); // an endless trailer section
   });
 
-  test('bytes after the end of the body return false', () => {
-    const d = new ChunkedDecoder(() => undefined);
-    assert.equal(d.push(l1('0\r\n\r\n')), true);
-    assert.equal(d.push(Buffer.alloc(0)), true);
-    assert.equal(d.push(l1('x')), false);
-    assert.equal(d.push(l1('0\r\n\r\nx')), false);
-  });
-
   for (const seed of fuzzSeeds([11, 12, 13])) {
-    test(`random bodies in random splits give the payload ChunkedScanner reports (seed ${seed})`, () => {
+    test(`random bodies in random splits give the payload of the whole body (seed ${seed})`, () => {
       const rng = new Prng(seed);
       for (let i = 0; i < 300; i++) {
         const body = l1(genChunkedBody(rng, rng.chance(0.5) ? 8 : 300));
@@ -164,7 +149,7 @@ describe('ChunkedDecoder', () => {
       }
     });
 
-    test(`mutated and random bytes never throw; what the scanner accepts decodes alike (seed ${seed})`, () => {
+    test(`mutated and random bytes never throw; what is accepted whole decodes alike in splits (seed ${seed})`, () => {
       const rng = new Prng(seed);
       for (let i = 0; i < 2000; i++) {
         let body: Buffer;
