@@ -50,6 +50,7 @@ Control plane:
   bowline control --config MESH_FILE [--listen HOST:PORT] [--admin HOST:PORT] [--build-threads N]
                   [--ca-dir DIR [--generate-ca] [--trust-domain D] [--leaf-ttl-s S]
                    (--token-secret FILE | --kubernetes-tokens [--token-audience AUD])]
+                  [--tls-cert FILE --tls-key FILE]
       xDS v3 server (ADS state-of-the-world and delta, per-type services) for Bowline proxies,
       Envoy and gRPC proxyless clients. MESH_FILE uses the --config language and is watched.
       Defaults: listen 127.0.0.1:18000, admin 127.0.0.1:9901 (/metrics /ready /live /config_dump).
@@ -57,6 +58,9 @@ Control plane:
       cluster.local) to proxies that prove their identity with a token (Kubernetes tokens: for
       audience AUD, "bowline" for injected proxies; default the API server's).
       The directory is watched: an issuer replaced there signs the next certificates.
+      With --tls-cert/--tls-key it serves xDS and the Identity service over TLS (PEM files,
+      re-read when they change); proxies name the trust bundle in their bootstrap's xDS cluster
+      (transport_socket: UpstreamTlsContext with validation_context.trusted_ca, and sni).
   bowline ca (rotate-issuer | rotate-anchor | retire-anchors | show) --ca-dir DIR
       rotate-issuer: a new issuer signed by the anchor (leaves under the old one stay valid);
       rotate-anchor: a new anchor and issuer, the bundle keeps the old anchor until

@@ -29,6 +29,8 @@ export async function control(argv: string[], fail: (msg: string) => never): Pro
         'kubernetes-tokens': { type: 'boolean', default: false },
         'token-audience': { type: 'string', multiple: true },
         'leaf-ttl-s': { type: 'string', default: '86400' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
       },
       strict: true,
     }));
@@ -44,6 +46,27 @@ export async function control(argv: string[], fail: (msg: string) => never): Pro
     admin = parseSocketAddress(values.admin, 0);
   } catch (e) {
     fail((e as Error).message);
+  }
+  let tls: { certFile: string; keyFile: string } | undefined;
+  if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) fail('--tls-cert and --tls-key go together');
+  if (values['tls-cert'] !== undefined) {
+    tls = { certFile: values['tls-cert'], keyFile: values['tls-key']! };
+    // Checked now, so that a wrong file is an error naming it rather than failed handshakes later.
+    const { readFileSync } = await import('node:fs');
+    const { createPrivateKey, X509Certificate } = await import('node:crypto');
+    let cert: InstanceType<typeof X509Certificate>;
+    try {
+      cert = new X509Certificate(readFileSync(tls.certFile));
+    } catch (e) {
+      fail(`--tls-cert ${tls.certFile}: not a PEM certificate (${(e as Error).message})`);
+    }
+    let key: ReturnType<typeof createPrivateKey>;
+    try {
+      key = createPrivateKey(readFileSync(tls.keyFile));
+    } catch (e) {
+      fail(`--tls-key ${tls.keyFile}: not a PEM private key (${(e as Error).message})`);
+    }
+    if (!cert.checkPrivateKey(key)) fail(`--tls-key ${tls.keyFile}: not the key of ${tls.certFile}`);
   }
   let identity: ConstructorParameters<typeof ControlPlane>[0]['identity'];
   if (values['ca-dir'] !== undefined) {
@@ -61,7 +84,7 @@ export async function control(argv: string[], fail: (msg: string) => never): Pro
     const ca = await CertificateAuthority.open({ dir: values['ca-dir'], trustDomain: values['trust-domain'], generate: values['generate-ca'], leafTtlMs: ttl * 1000, log });
     identity = { ca, verifier, watchDir: values['ca-dir'] };
   }
-  const cp = new ControlPlane({ source: new FileMeshSource(values.config), listen: values.listen, buildThreads: threads, log, identity });
+  const cp = new ControlPlane({ source: new FileMeshSource(values.config), listen: values.listen, buildThreads: threads, log, identity, ...(tls === undefined ? {} : { tls }) });
   await cp.start();
   const adminServer = await startAdminServer(admin.host, admin.port, {
     metrics: () => Promise.resolve(cp.metrics.render()),
@@ -69,7 +92,7 @@ export async function control(argv: string[], fail: (msg: string) => never): Pro
     configDump: () => cp.configDump(),
   });
   const host = values.listen.slice(0, values.listen.lastIndexOf(':'));
-  process.stdout.write(`bowline control: xds on ${host}:${cp.port}, admin on ${admin.host}:${adminServer.port} (mesh ${values.config}${identity ? `; issuing certificates for ${values['trust-domain']}` : ''})\n`);
+  process.stdout.write(`bowline control: xds on ${host}:${cp.port}, admin on ${admin.host}:${adminServer.port} (mesh ${values.config}${tls === undefined ? '' : `; TLS with ${tls.certFile}`}${identity ? `; issuing certificates for ${values['trust-domain']}` : ''})\n`);
   let stopping = false;
   const stop = (sig: string): void => {
     if (stopping) return;

@@ -24,7 +24,7 @@ export function xdsSource(file: string, log: Log, identityTokenFile?: string, zo
 /** The config source of a parsed bootstrap (the demo builds one in code), with a workload identity when a token is given. */
 export function xdsSourceFor(b: Bootstrap, log: Log, identityTokenFile?: string): { source: ConfigSource; admin: { host: string; port: number } | null } {
   const host = b.ads!.host.includes(':') ? `[${b.ads!.host}]` : b.ads!.host;
-  const identity = identityTokenFile === undefined ? null : new IdentityClient({ server: `${host}:${b.ads!.port}`, tokenFile: identityTokenFile, log });
+  const identity = identityTokenFile === undefined ? null : new IdentityClient({ server: `${host}:${b.ads!.port}`, tokenFile: identityTokenFile, log, ...(b.ads!.tls === undefined ? {} : { tls: b.ads!.tls }) });
   if (identity !== null) void identity.start();
   const client = new AdsClient(b, { log });
   // The identity travels in the snapshot the engine gets: a renewed certificate re-applies the last

@@ -6,6 +6,7 @@
 // endpoints, up to the initial fetch timeout). A lost stream is retried with backoff; the config in
 // force keeps serving meanwhile. Runs on the main thread; the engine never sees any of this.
 
+import { controlPlaneChannel } from './control-channel';
 import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import type { EngineSnapshot } from '../../engine/config/snapshot';
@@ -88,7 +89,8 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
     this.backoffMs = o.backoffMinMs ?? 500;
     const host = ads.host.includes(':') ? `[${ads.host}]` : ads.host;
     const Client = grpc.makeGenericClientConstructor(serviceDefinition(ADS_SERVICE), 'AggregatedDiscoveryService');
-    this.client = new Client(`${host}:${ads.port}`, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 256 * 1024 * 1024 });
+    const channel = controlPlaneChannel(ads.tls);
+    this.client = new Client(`${host}:${ads.port}`, channel.credentials, { 'grpc.max_receive_message_length': 256 * 1024 * 1024, ...channel.options });
     for (const c of bootstrap.static.clusters) if (c.name !== undefined) this.clusters.set(c.name, c);
     for (const l of bootstrap.static.listeners) if (l.name !== undefined) this.lds.set(l.name, l);
     for (const t of [CDS_TYPE, EDS_TYPE, LDS_TYPE, RDS_TYPE, SDS_TYPE]) this.state.set(t, { version: '', nonce: '', names: new Set(), versions: new Map() });

@@ -6,14 +6,15 @@
 
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { checkFields, fromCanonicalJson, messageType, OBJECT_OPTIONS } from '../common/protos';
+import { checkFields, fromCanonicalJson, messageType, OBJECT_OPTIONS, unpackAny } from '../common/protos';
+import type { ControlPlaneTls } from './control-channel';
 import type * as E from './envoy-types';
 
 export interface Bootstrap {
   node: { id: string; cluster: string; zone: string };
   admin: { host: string; port: number } | null;
-  /** The ADS server, and whether to use the delta protocol. */
-  ads: { host: string; port: number; delta: boolean } | null;
+  /** The ADS server, whether to use the delta protocol, and TLS to it (absent: plaintext). */
+  ads: { host: string; port: number; delta: boolean; tls?: ControlPlaneTls } | null;
   static: { listeners: E.Listener[]; clusters: E.Cluster[] };
   /** Fields present but ignored (they do not change traffic), for a log line. */
   ignored: string[];
@@ -111,16 +112,16 @@ export function parseBootstrap(text: string, file: string): Bootstrap {
       if ((ac.transport_api_version ?? 'V3') !== 'V3') fail('dynamic_resources.ads_config.transport_api_version', 'only V3 is supported');
       const gs = ac.grpc_services?.[0];
       if (gs === undefined) fail('dynamic_resources.ads_config.grpc_services', 'needs one entry');
-      let target: { host: string; port: number } | undefined;
+      let target: { host: string; port: number; tls?: ControlPlaneTls } | undefined;
       if (gs!.envoy_grpc?.cluster_name !== undefined) {
         const name = gs!.envoy_grpc.cluster_name;
         const c = clusters.find((x) => x.name === name);
         if (c === undefined) fail('dynamic_resources.ads_config.grpc_services[0].envoy_grpc.cluster_name', `no static cluster named "${name}"`);
-        // TLS to the control plane would change how the proxy connects: refused rather than ignored.
-        if ((c as { transport_socket?: unknown }).transport_socket != null) fail(`static_resources.clusters[${name}].transport_socket`, 'TLS to the control plane is not supported yet (mesh identity comes later)');
         const sa = c!.load_assignment?.endpoints?.[0]?.lb_endpoints?.[0]?.endpoint?.address?.socket_address;
         if (sa === undefined) fail(`static_resources.clusters[${name}].load_assignment`, 'needs an endpoint with socket_address (the ADS server)');
         target = { host: sa!.address ?? '', port: Number(sa!.port_value ?? 0) };
+        const ts = (c as { transport_socket?: { typed_config?: { type_url?: string; value?: Uint8Array } } }).transport_socket;
+        if (ts != null) target = { ...target, tls: controlPlaneTls(ts, `static_resources.clusters[${name}].transport_socket`, fail) };
       } else if (gs!.google_grpc?.target_uri !== undefined) {
         const m = /^(?:dns:\/*)?\[?([^\]]+?)\]?:(\d+)$/.exec(gs!.google_grpc.target_uri);
         if (m === null) fail('dynamic_resources.ads_config.grpc_services[0].google_grpc.target_uri', 'must be HOST:PORT');
@@ -138,4 +139,42 @@ export function parseBootstrap(text: string, file: string): Bootstrap {
     static: { listeners: sr.listeners ?? [], clusters },
     ignored,
   };
+}
+
+/**
+ * TLS to the control plane from the xDS cluster's transport socket: an UpstreamTlsContext with the
+ * trust bundle (validation_context.trusted_ca, a file or inline PEM) and optionally the name to
+ * check (sni). Anything else in it would change the handshake and is refused by name.
+ */
+function controlPlaneTls(ts: { typed_config?: { type_url?: string; value?: Uint8Array } }, at: string, fail: (field: string, why: string) => never): ControlPlaneTls {
+  if (ts.typed_config == null) return fail(at, 'needs typed_config (an UpstreamTlsContext)');
+  const { type, message } = unpackAny(ts.typed_config);
+  if (type !== 'envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext') return fail(`${at}.typed_config`, `${type}: only envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext is supported`);
+  for (const k of fieldsOf(message)) if (k !== 'sni' && k !== 'common_tls_context') fail(`${at}.typed_config.${k}`, 'is not supported for the control plane connection');
+  const ctx = (message['common_tls_context'] ?? {}) as Record<string, unknown>;
+  for (const k of fieldsOf(ctx)) {
+    if (k === 'validation_context' || k === 'alpn_protocols') continue;
+    fail(`${at}.typed_config.common_tls_context.${k}`, k === 'tls_certificates' || k === 'tls_certificate_sds_secret_configs' ? 'client certificates to the control plane are not supported (a proxy proves its identity with its token)' : 'is not supported for the control plane connection');
+  }
+  const vc = (ctx['validation_context'] ?? {}) as Record<string, unknown>;
+  for (const k of fieldsOf(vc)) if (k !== 'trusted_ca') fail(`${at}.typed_config.common_tls_context.validation_context.${k}`, 'is not supported (the name checked is sni, or the address)');
+  const ca = vc['trusted_ca'] as { filename?: string; inline_string?: string; inline_bytes?: Uint8Array } | undefined;
+  let source: ControlPlaneTls['ca'];
+  if (ca?.filename !== undefined && ca.filename !== '') source = { file: ca.filename };
+  else if (ca?.inline_string !== undefined && ca.inline_string !== '') source = { pem: ca.inline_string };
+  else if (ca?.inline_bytes !== undefined && ca.inline_bytes.length > 0) source = { pem: Buffer.from(ca.inline_bytes).toString('utf8') };
+  else return fail(`${at}.typed_config.common_tls_context.validation_context.trusted_ca`, 'needs a filename or inline PEM (the control plane\'s certificate is always checked)');
+  if ('file' in source) {
+    try {
+      readFileSync(source.file);
+    } catch (e) {
+      fail(`${at}.typed_config.common_tls_context.validation_context.trusted_ca.filename`, `cannot read ${source.file}: ${(e as Error).message}`);
+    }
+  }
+  return { ca: source, sni: typeof message['sni'] === 'string' ? message['sni'] : '' };
+}
+
+/** The fields set in a decoded message, without the names of its oneofs (which decoding adds, naming the member set). */
+function fieldsOf(o: Record<string, unknown>): string[] {
+  return Object.keys(o).filter((k) => !(typeof o[k] === 'string' && (o[k] as string) in o));
 }

@@ -3,6 +3,7 @@
 // Identity service that signs. The certificate is renewed at 70% of its lifetime with a fresh key,
 // with backoff on failure; the current one keeps serving until a new one arrives.
 
+import { type ControlPlaneTls, controlPlaneChannel } from './control-channel';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
@@ -26,6 +27,8 @@ export interface Identity {
 export interface IdentityClientOptions {
   /** The control plane's gRPC address, HOST:PORT. */
   server: string;
+  /** TLS to the control plane (the bootstrap's); absent: plaintext. */
+  tls?: ControlPlaneTls;
   /** A file holding the token (re-read for every request: Kubernetes rotates projected tokens). */
   tokenFile: string;
   /** The SPIFFE ID the proxy expects to get (checked by the control plane); '' lets the token decide. */
@@ -55,7 +58,8 @@ export class IdentityClient extends EventEmitter<IdentityClientEvents> {
   constructor(private readonly o: IdentityClientOptions) {
     super();
     const C = grpc.makeGenericClientConstructor(serviceDefinition(IDENTITY_SERVICE, identityRoot()), 'Identity');
-    this.client = new C(o.server, grpc.credentials.createInsecure());
+    const channel = controlPlaneChannel(o.tls);
+    this.client = new C(o.server, channel.credentials, channel.options);
     this.backoffMs = o.backoffMinMs ?? 500;
   }
 

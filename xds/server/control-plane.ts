@@ -25,6 +25,8 @@ export interface ControlPlaneOptions {
   listen: string;
   /** Threads building snapshots (0: on the serving thread). */
   buildThreads?: number;
+  /** Serve over TLS with this certificate (chain) and key, PEM files (watched); absent: plaintext. */
+  tls?: { certFile: string; keyFile: string };
   /** Bound on responses written but not flushed, all clients together (default 64 MiB). */
   maxPendingPushBytes?: number;
   log?: Log;
@@ -87,7 +89,7 @@ export class ControlPlane {
       this.log('warn', 'mesh change refused; the mesh in force stays', { error: e.message });
     });
     this.port = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync(this.o.listen, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+      this.server.bindAsync(this.o.listen, serverCredentials(this.o.tls), (err, port) => (err ? reject(err) : resolve(port))),
     );
   }
 
@@ -144,4 +146,14 @@ export class ControlPlane {
     this.caWatcher?.stop();
     await this.pool.close();
   }
+}
+
+/**
+ * Plaintext, or TLS with the certificate and key files given (re-read as they change, so that a
+ * certificate renewed by cert-manager or the like needs no restart). Proxies check the certificate
+ * against the trust bundle of their bootstrap; they prove who they are with their tokens.
+ */
+function serverCredentials(tls: { certFile: string; keyFile: string } | undefined): grpc.ServerCredentials {
+  if (tls === undefined) return grpc.ServerCredentials.createInsecure();
+  return grpc.experimental.createCertificateProviderServerCredentials(new grpc.experimental.FileWatcherCertificateProvider({ certificateFile: tls.certFile, privateKeyFile: tls.keyFile, refreshIntervalMs: 60_000 }), null, false);
 }

@@ -3,6 +3,9 @@
 
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { BootstrapError, parseBootstrap } from '../../../xds/client/bootstrap';
 
 const BASE = `
@@ -67,6 +70,32 @@ test('fields that would change behaviour are refused by name; so are misspelt on
   assert.match(refused(BASE.replace('cluster_name: xds }', 'cluster_name: nope }')), /envoy_grpc\.cluster_name: no static cluster named "nope"/);
   assert.match(refused(BASE.replace('connect_timeout: 1s', 'conect_timeout: 1s')), /conect_timeout: no such field in envoy\.config\.cluster\.v3\.Cluster/);
   assert.match(refused(BASE.replace('api_type: DELTA_GRPC', 'api_type: REST')), /api_type: REST is not supported/);
-  const tls = BASE.replace('      connect_timeout: 1s', '      connect_timeout: 1s\n      transport_socket: { name: tls, typed_config: { "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext, sni: cp } }');
-  assert.match(refused(tls), /clusters\[xds\]\.transport_socket: TLS to the control plane is not supported yet/);
+});
+
+const withTls = (ctx: string): string =>
+  BASE.replace('      connect_timeout: 1s', `      connect_timeout: 1s\n      transport_socket: { name: envoy.transport_sockets.tls, typed_config: { "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext, ${ctx} } }`);
+
+test('TLS to the control plane: the trust bundle (file or inline) and the name to check', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bowline-boot-'));
+  try {
+    const ca = join(dir, 'ca.pem');
+    writeFileSync(ca, '-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n');
+    const b = parseBootstrap(withTls(`sni: control.bowline.svc, common_tls_context: { validation_context: { trusted_ca: { filename: "${ca}" } } }`), 'boot.yaml');
+    assert.deepEqual(b.ads, { host: '10.0.0.9', port: 18000, delta: true, tls: { ca: { file: ca }, sni: 'control.bowline.svc' } });
+    const inline = parseBootstrap(withTls('common_tls_context: { validation_context: { trusted_ca: { inline_string: "PEM" } } }'), 'boot.yaml');
+    assert.deepEqual(inline.ads?.tls, { ca: { pem: 'PEM' }, sni: '' });
+    // Plaintext stays the default.
+    assert.equal(parseBootstrap(BASE, 'boot.yaml').ads?.tls, undefined);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('TLS to the control plane: what would change the handshake is refused by name', () => {
+  const at = 'static_resources.clusters[xds].transport_socket.typed_config';
+  assert.match(refused(withTls('sni: cp')), new RegExp(`${at.replace(/[[\].]/g, '\\$&')}\\.common_tls_context\\.validation_context\\.trusted_ca: needs a filename or inline PEM`));
+  assert.match(refused(withTls('common_tls_context: { validation_context: { trusted_ca: { filename: /nonexistent/ca.pem } } }')), /trusted_ca\.filename: cannot read \/nonexistent\/ca\.pem/);
+  assert.match(refused(withTls('common_tls_context: { tls_certificates: [{ certificate_chain: { filename: /x } }], validation_context: { trusted_ca: { inline_string: "P" } } }')), /common_tls_context\.tls_certificates: client certificates to the control plane are not supported/);
+  assert.match(refused(withTls('allow_renegotiation: true, common_tls_context: { validation_context: { trusted_ca: { inline_string: "P" } } }')), /typed_config\.allow_renegotiation: is not supported/);
+  assert.match(refused(withTls('common_tls_context: { validation_context: { trusted_ca: { inline_string: "P" }, match_typed_subject_alt_names: [{ san_type: DNS, matcher: { exact: x } }] } }')), /validation_context\.match_typed_subject_alt_names: is not supported/);
 });
