@@ -383,7 +383,7 @@ export class Http1Downstream extends Http1Exchange implements TrackedConnection,
     const origin = this.mcpOrigin!;
     const tooLarge = stop === COLLECT_TOO_LARGE;
     const body = tooLarge ? null : c.body(whole, stop);
-    const verdict = body === null || body.length > mcp.settings.maxBodyBytes ? mcp.oversized(origin) : mcp.inspect(this.mcpHead!, body, origin, this.mcpRouteMarked);
+    const verdict = body === null || body.length > mcp.settings.maxBodyBytes ? mcp.oversized(origin, this.mcpRouteMarked) : mcp.inspect(this.mcpHead!, body, origin, this.mcpRouteMarked);
     this.mcpHead = null;
     this.mcpOrigin = null;
     this.phase = Phase.Head;

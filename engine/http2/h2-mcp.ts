@@ -45,6 +45,6 @@ export class McpBodyHold {
   /** The inspection's verdict on what was held (too large: the settings' answer for that), and the body. */
   judge(mcp: McpInspector, oversized: boolean): { verdict: McpVerdict; body: Buffer } {
     const body = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts);
-    return { verdict: oversized ? mcp.oversized(this.origin) : mcp.inspect(this.head, body, this.origin, this.routeMarked), body };
+    return { verdict: oversized ? mcp.oversized(this.origin, this.routeMarked) : mcp.inspect(this.head, body, this.origin, this.routeMarked), body };
   }
 }

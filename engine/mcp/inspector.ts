@@ -158,9 +158,12 @@ export class McpInspector {
     return new McpCall(this, o, h, [], [], new Set(), grants !== null && !grants.audit ? grants : null, h.httpMethod === 'GET', false);
   }
 
-  /** A body past maxBodyBytes: refused (413) or passed uninspected, by the settings. */
-  oversized(o: McpOrigin): McpVerdict {
-    if (this.settings.oversizedBody === 'pass') {
+  /**
+   * A body past maxBodyBytes: refused (413) or passed uninspected, by the settings. On a route not
+   * known to be MCP (inspectAll looking for MCP in JSON traffic) it always passes: it may be any API.
+   */
+  oversized(o: McpOrigin, routeMcp: boolean): McpVerdict {
+    if (this.settings.oversizedBody === 'pass' || !routeMcp) {
       this.metrics.counter('mcp_uninspected_total', { direction: o.direction, reason: 'oversized-body' }).value++;
       return PASS;
     }

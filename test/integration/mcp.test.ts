@@ -453,7 +453,19 @@ mcp:
       await c.callTool({ name: 'boom', arguments: {} }, undefined, { timeout: CALL_MS });
       await assert.rejects(c.getPrompt({ name: 'nope' }, { timeout: CALL_MS }));
       await c.close();
+      // A large JSON POST that is not MCP (any API behind --mcp) is not refused for its size.
+      const big = JSON.stringify({ upload: 'u'.repeat(1_200_000) });
+      const up = await new Promise<number>((resolve, reject) => {
+        const req = http.request(`http://127.0.0.1:${port}/api/upload`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(big) } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', reject);
+        req.end(big);
+      });
+      assert.notEqual(up, 413);
       const m = await scrape(proxy);
+      assert.ok(metricSum(m, 'mcp_uninspected_total', { reason: 'oversized-body' }) >= 1);
       assert.equal(metricSum(m, 'mcp_response_total', { method: 'tools/call', name: 'echo', classification: 'success' }), 2);
       assert.equal(metricSum(m, 'mcp_response_total', { method: 'tools/call', name: 'boom', classification: 'failure' }), 1);
       // An unknown prompt is a JSON-RPC error (-32602) from the server: a failure by its code.
