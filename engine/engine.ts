@@ -230,9 +230,10 @@ export class Engine implements ProxyContext {
       });
     }
     // MCP inspection: where routes are marked or the settings ask for it (the one-line --mcp).
-    if (s.mcp !== undefined || s.routes.some((r) => r.mcp === true) || s.listeners.some((l) => l.mcp === true)) {
+    const mcpServers = new Set((s.policy?.servers ?? []).filter((x) => x.mcp === true).map((x) => x.name));
+    if (s.mcp !== undefined || s.routes.some((r) => r.mcp === true) || s.listeners.some((l) => l.mcp === true) || mcpServers.size > 0) {
       const { McpInspector } = require('./mcp/inspector') as typeof import('./mcp/inspector');
-      this.mcp = new McpInspector(s.mcp ?? DEFAULT_MCP_SETTINGS, s.routes.map((r) => r.name), this.metrics, this.log, () => this.clock.now());
+      this.mcp = new McpInspector(s.mcp ?? DEFAULT_MCP_SETTINGS, s.routes.map((r) => r.name), this.metrics, this.log, () => this.clock.now(), mcpServers);
     } else {
       this.mcp = null;
     }

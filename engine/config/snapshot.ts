@@ -335,7 +335,7 @@ export interface PolicySnapshot {
   /** The networks "cluster-authenticated" lets in without a mesh identity (CIDRs). */
   clusterNetworks: string[];
   /** A Server: a port of the workload (an inbound listener's port, or a listener by name). Traffic to it is denied unless authorized. */
-  servers: { name: string; port?: number; listener?: string }[];
+  servers: { name: string; port?: number; listener?: string; /** Its traffic is MCP (inspected, counted per tool). */ mcp?: boolean }[];
   authorizations: AuthorizationSnapshot[];
   /** Audit mode: what would be denied is logged and counted, and let through. */
   audit: boolean;

@@ -108,6 +108,8 @@ export class McpInspector {
     readonly metrics: MetricsRegistry,
     log: LogFn,
     readonly now: () => number,
+    /** Servers (policy.servers) marked MCP. */
+    private readonly mcpServers: ReadonlySet<string> = new Set(),
   ) {
     this.policy = new McpPolicy(settings, routeNames);
     this.decisions = new RateLimitedLog(log, 'MCP decisions');
@@ -119,7 +121,7 @@ export class McpInspector {
    */
   scope(route: string, routeMarked: boolean, listenerMarked: boolean, server: string): McpScope {
     if (this.policy.grantsFor(route, server) !== null) return McpScope.Governed;
-    return routeMarked || listenerMarked ? McpScope.Marked : McpScope.None;
+    return routeMarked || listenerMarked || (server !== '' && this.mcpServers.has(server)) ? McpScope.Marked : McpScope.None;
   }
 
   /**

@@ -407,12 +407,17 @@ describe('MCP audit mode, and the one-line --mcp', { timeout: 60_000 }, () => {
     }
   });
 
-  test('a policy is enforced on a route nobody marked as MCP; a listener marked mcp inspects all its requests', async () => {
+  test('a policy is enforced on a route nobody marked as MCP; a listener or a Server marked mcp inspects all its requests', async () => {
     const server = await startMcpServer({});
     const cfg = new TempConfig(`
+policy:
+  servers: [{ name: tools-srv, listener: by-server, mcp: true }]
+  authorizationPolicies:
+    - { name: local, targetRef: { kind: Server, name: tools-srv }, network: { networks: [{ cidr: 127.0.0.0/8 }] } }
 listeners:
   - { name: guarded, address: 127.0.0.1:0, routes: [unmarked] }
   - { name: counted, address: 127.0.0.1:0, mcp: true, defaultService: mcp-server }
+  - { name: by-server, address: 127.0.0.1:0, direction: inbound, defaultService: mcp-server }
 services:
   - { name: mcp-server, endpoints: [{ address: 127.0.0.1:${server.port} }] }
 routes:
@@ -432,9 +437,13 @@ mcp:
       const d = await connectClient(`http://127.0.0.1:${proxy.ports['counted']}/mcp`);
       await d.callTool({ name: 'add', arguments: { a: 1, b: 1 } }, undefined, { timeout: CALL_MS });
       await d.close();
+      const e = await connectClient(`http://127.0.0.1:${proxy.ports['by-server']}/mcp`);
+      await e.callTool({ name: 'echo', arguments: { text: 'srv' } }, undefined, { timeout: CALL_MS });
+      await e.close();
       assert.ok(!server.calls.includes('tool:add') || server.calls.filter((x) => x === 'tool:add').length === 1);
       const m = await scrape(proxy);
       assert.equal(metricSum(m, 'mcp_response_total', { route: '', method: 'tools/call', name: 'add', classification: 'success' }), 1);
+      assert.equal(metricSum(m, 'mcp_response_total', { direction: 'inbound', method: 'tools/call', name: 'echo', classification: 'success' }), 1);
     } finally {
       await proxy.stop();
       await server.close();

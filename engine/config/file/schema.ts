@@ -10,7 +10,7 @@ export interface PolicyConfig {
   defaultPolicy?: 'all-unauthenticated' | 'all-authenticated' | 'cluster-authenticated' | 'deny';
   clusterNetworks?: string[];
   audit?: boolean;
-  servers?: { name: string; port?: number; listener?: string }[];
+  servers?: { name: string; port?: number; listener?: string; mcp?: boolean }[];
   authorizationPolicies?: {
     name: string;
     targetRef: { kind: 'Server' | 'HTTPRoute'; name: string };
@@ -279,7 +279,7 @@ const POLICY = {
     audit: { type: 'boolean' },
     servers: {
       type: 'array',
-      items: { type: 'object', additionalProperties: false, required: ['name'], properties: { name: NAME, port: PORT, listener: NAME } },
+      items: { type: 'object', additionalProperties: false, required: ['name'], properties: { name: NAME, port: PORT, listener: NAME, mcp: { type: 'boolean' } } },
     },
     authorizationPolicies: {
       type: 'array',

@@ -117,6 +117,9 @@ describe('requests', () => {
     assert.equal(ins.scope('other', true, false, ''), McpScope.Marked);
     assert.equal(ins.scope('other', false, true, ''), McpScope.Marked);
     assert.equal(ins.scope('other', false, false, ''), McpScope.None);
+    const bySrv = new McpInspector(settings(), ['mcp', 'other'], new MetricsRegistry(), () => {}, () => 0, new Set(['tools-srv']));
+    assert.equal(bySrv.scope('other', false, false, 'tools-srv'), McpScope.Marked, 'a Server marked mcp');
+    assert.equal(bySrv.scope('other', false, false, 'web-srv'), McpScope.None);
     assert.equal(ins.wants(McpScope.Marked, head()), Wants.Body);
     assert.equal(ins.wants(McpScope.None, head()), Wants.No);
     const all = inspector(settings({ inspectAll: true })).ins;
