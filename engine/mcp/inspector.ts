@@ -264,7 +264,8 @@ export class McpInspector {
 
   statsFor(o: McpOrigin, m: McpMessage): McpStats {
     const method = m.kind === Kind.Response ? 'response' : methodLabel(m.method);
-    return this.metrics.mcpStats(o.direction, o.route, method, m.target === Target.None ? '' : m.name, this.settings.maxNames);
+    // Which agent calls which tool: inbound calls over mesh TLS carry the caller's identity.
+    return this.metrics.mcpStats(o.direction, o.route, method, m.target === Target.None ? '' : m.name, this.settings.maxNames, o.direction === 'inbound' ? (o.identity ?? '') : '');
   }
 
   private rejected(o: McpOrigin, reason: string): void {

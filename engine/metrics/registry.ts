@@ -61,6 +61,8 @@ export interface McpLabels {
   method: string;
   /** The tool or prompt name or resource URI ('' for methods without one; "_overflow" past the limit). */
   name: string;
+  /** Inbound over mesh TLS: the calling agent's SPIFFE ID (Linkerd's label; absent without one). */
+  client_id?: string;
 }
 
 /** One MCP operation's signals: calls, their outcome (a JSON-RPC error or a tool result with isError is a failure) and latency. */
@@ -209,8 +211,8 @@ export class MetricsRegistry {
    * The stats of one MCP operation. Names are bounded per direction and method: past `maxNames`
    * distinct ones, new names share the "_overflow" series (clients choose names; a metric must not).
    */
-  mcpStats(direction: Direction, route: string, method: string, name: string, maxNames: number): McpStats {
-    const key = `${direction}\u0000${route}\u0000${method}\u0000${name}`;
+  mcpStats(direction: Direction, route: string, method: string, name: string, maxNames: number, clientId = ''): McpStats {
+    const key = `${direction}\u0000${route}\u0000${method}\u0000${name}\u0000${clientId}`;
     let s = this.mcp.get(key);
     if (s !== undefined) return s;
     if (name !== '') {
@@ -218,11 +220,11 @@ export class MetricsRegistry {
       let seen = this.mcpNames.get(nk);
       if (seen === undefined) this.mcpNames.set(nk, (seen = new Set()));
       if (!seen.has(name)) {
-        if (seen.size >= maxNames) return this.mcpStats(direction, route, method, '_overflow', Infinity);
+        if (seen.size >= maxNames) return this.mcpStats(direction, route, method, '_overflow', Infinity, clientId);
         seen.add(name);
       }
     }
-    s = new McpStats({ direction, route, method, name });
+    s = new McpStats(clientId === '' ? { direction, route, method, name } : { direction, route, method, name, client_id: clientId });
     this.mcp.set(key, s);
     return s;
   }

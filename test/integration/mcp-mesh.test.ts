@@ -112,5 +112,8 @@ for (const hop of ['h2', 'h1'] as const) {
     assert.ok(metricSum(m, 'mcp_authz_allow_total', { direction: 'inbound', policy: 'tool-grants', rule: 'readers' }) >= 2, m);
     assert.ok(metricSum(m, 'mcp_authz_deny_total', { direction: 'inbound', mode: 'enforce' }) >= 1);
     assert.ok(metricSum(m, 'mcp_response_total', { direction: 'inbound', method: 'tools/call', name: 'echo', classification: 'success' }) >= 1);
+    // Which agent called which tool: the caller's identity labels inbound MCP signals.
+    assert.ok(metricSum(m, 'mcp_response_total', { direction: 'inbound', method: 'tools/call', name: 'echo', client_id: READER, classification: 'success' }) >= 1);
+    assert.ok(metricSum(m, 'mcp_response_errors_total', { direction: 'inbound', method: 'tools/call', name: 'echo', client_id: 'spiffe://mesh.test/ns/agents/sa/intruder', error: 'denied' }) >= 1);
   });
 }
