@@ -451,6 +451,40 @@ mcp:
     }
   });
 
+  test('oversizedBody: pass sends a body too large to inspect on, whole and uninspected, and counts it', async () => {
+    const server = await startMcpServer({ json: true });
+    const cfg = new TempConfig(meshYaml(server.port, '  oversizedBody: pass\n'));
+    const proxy = await startProxy(['--config', cfg.file, '--workers', '1', '--drain-grace-ms', '500']);
+    try {
+      const url = `http://127.0.0.1:${proxy.ports['out']}/mcp`;
+      const h = await initializeRaw(url, '2025-11-25');
+      const text = 'p'.repeat(300_000); // past maxBodyBytes (64 KiB here) and its slack
+      for (const chunked of [false, true]) {
+        const payload = JSON.stringify(call(31, 'echo')).replace('"arguments":{}', `"arguments":{"text":"${text}"}`);
+        const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const req = http.request(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...(chunked ? {} : { 'content-length': Buffer.byteLength(payload) }), ...h } }, (res) => {
+            let b = '';
+            res.setEncoding('utf8');
+            res.on('data', (d: string) => (b += d));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b }));
+          });
+          req.on('error', reject);
+          // In pieces: the proxy holds the first part, then streams the rest after it.
+          for (let i = 0; i < payload.length; i += 50_000) req.write(payload.slice(i, i + 50_000));
+          req.end();
+        });
+        assert.equal(answer.status, 200, answer.body.slice(0, 200));
+        assert.equal(resultText((JSON.parse(answer.body) as { result: unknown }).result), text, chunked ? 'chunked' : 'length');
+      }
+      const m = await scrape(proxy);
+      assert.equal(metricSum(m, 'mcp_uninspected_total', { reason: 'oversized-body' }), 2);
+    } finally {
+      await proxy.stop();
+      await server.close();
+      cfg.remove();
+    }
+  });
+
   test('--mcp counts every tool without a config file (JSON responses too)', async () => {
     const server = await startMcpServer({ json: true });
     const proxy = await startProxy(['--listen', '127.0.0.1:0', '--to', `127.0.0.1:${server.port}`, '--mcp', '--workers', '1', '--drain-grace-ms', '500']);
