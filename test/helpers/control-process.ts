@@ -1,6 +1,7 @@
 // Starts `bowline control` as a real child process for integration tests and reads its ports.
 
 import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { sleep } from './admin-probe';
 import { BOWLINE_BIN } from './proxy-process';
 
@@ -37,3 +38,33 @@ export async function startControl(meshFile: string, port = 0, extraArgs: string
   }
 }
 
+
+/**
+ * Writes the Envoy bootstrap of a proxy fed by the control plane on 127.0.0.1:`port` (delta ADS),
+ * optionally over TLS (trust bundle file and name to check), and returns its path.
+ */
+export function writeBootstrap(file: string, port: number, opts: { zone?: string; tls?: { caFile: string; sni: string } } = {}): string {
+  const tls =
+    opts.tls === undefined
+      ? ''
+      : `      transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+          sni: ${opts.tls.sni}
+          common_tls_context: { validation_context: { trusted_ca: { filename: "${opts.tls.caFile}" } } }
+`;
+  writeFileSync(
+    file,
+    `node: { id: web-1, cluster: web${opts.zone === undefined ? '' : `, locality: { zone: ${opts.zone} }`} }
+dynamic_resources:
+  ads_config: { api_type: DELTA_GRPC, grpc_services: [{ envoy_grpc: { cluster_name: xds } }] }
+static_resources:
+  clusters:
+    - name: xds
+      type: STATIC
+      load_assignment: { cluster_name: xds, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${port} } } } }] }] }
+${tls}`,
+  );
+  return file;
+}

@@ -1,5 +1,6 @@
 // Real upstream servers for tests, on 127.0.0.1 with port 0.
 
+import { createHash } from 'node:crypto';
 import * as http from 'node:http';
 import * as net from 'node:net';
 
@@ -81,4 +82,15 @@ export async function freePortBelowEphemeral(): Promise<number> {
     if (ok) return port;
   }
   throw new Error('no free port found in 20000-29999');
+}
+
+/** Reads a request's body without keeping it: calls `done` with its length and its SHA-256 (hex). */
+export function readBodyDigest(req: http.IncomingMessage, done: (bytes: number, sha256: string) => void): void {
+  const h = createHash('sha256');
+  let n = 0;
+  req.on('data', (d: Buffer) => {
+    h.update(d);
+    n += d.length;
+  });
+  req.on('end', () => done(n, h.digest('hex')));
 }

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TempConfig } from '../helpers/config-file';
-import { type Control, startControl } from '../helpers/control-process';
+import { type Control, startControl, writeBootstrap } from '../helpers/control-process';
 import { admin, BOWLINE_BIN, eventually, startProxy } from '../helpers/proxy-process';
 
 let mesh: TempConfig;
@@ -24,26 +24,7 @@ function selfSigned(base: string, name: string): { cert: string; key: string } {
 }
 
 function bootstrap(port: number, caFile: string, sni: string): string {
-  const file = join(mesh.dir, `bootstrap-${sni}-${caFile.replace(/\W/g, '')}.yaml`);
-  writeFileSync(
-    file,
-    `node: { id: web-1, cluster: web }
-dynamic_resources:
-  ads_config: { api_type: DELTA_GRPC, grpc_services: [{ envoy_grpc: { cluster_name: xds } }] }
-static_resources:
-  clusters:
-    - name: xds
-      type: STATIC
-      load_assignment: { cluster_name: xds, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${port} } } } }] }] }
-      transport_socket:
-        name: envoy.transport_sockets.tls
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
-          sni: ${sni}
-          common_tls_context: { validation_context: { trusted_ca: { filename: "${caFile}" } } }
-`,
-  );
-  return file;
+  return writeBootstrap(join(mesh.dir, `bootstrap-${sni}-${caFile.replace(/\W/g, '')}.yaml`), port, { tls: { caFile, sni } });
 }
 
 function token(sa: string): string {

@@ -16,7 +16,7 @@ import { TempConfig } from '../helpers/config-file';
 import { closeSession, h2connect, h2request, type H2Server, h2server } from '../helpers/h2';
 import { admin, type ProxyProcess, startProxy } from '../helpers/proxy-process';
 import { runCommand as run } from '../helpers/run-command';
-import { close, listen } from '../helpers/upstream';
+import { close, listen, readBodyDigest } from '../helpers/upstream';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
@@ -79,20 +79,14 @@ before(async () => {
   const heads: http.IncomingHttpHeaders[] = [];
   const s1 = http.createServer((req, res) => {
     heads.push(req.headers);
-    const h = createHash('sha256');
-    let n = 0;
-    req.on('data', (d: Buffer) => {
-      h.update(d);
-      n += d.length;
-    });
-    req.on('end', () => {
+    readBodyDigest(req, (n, sha256) => {
       if (req.url!.endsWith('/chunked')) {
         res.writeHead(200, { 'content-type': 'text/plain', 'set-cookie': ['x=1', 'y=2'] });
         res.write('part one, ');
         setTimeout(() => res.end('part two'), 20);
         return;
       }
-      const body = `h1 ${req.method} ${req.url} ${n} ${h.digest('hex')} ${req.headers['transfer-encoding'] ?? ''} ${req.headers['content-length'] ?? ''}`;
+      const body = `h1 ${req.method} ${req.url} ${n} ${sha256} ${req.headers['transfer-encoding'] ?? ''} ${req.headers['content-length'] ?? ''}`;
       res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), connection: 'keep-alive', 'keep-alive': 'timeout=30' });
       res.end(req.method === 'HEAD' ? undefined : body);
     });

@@ -8,27 +8,14 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TempConfig } from '../helpers/config-file';
-import { type Control, startControl } from '../helpers/control-process';
+import { type Control, startControl, writeBootstrap } from '../helpers/control-process';
 import { admin, BOWLINE_BIN, eventually, startProxy } from '../helpers/proxy-process';
 
 let mesh: TempConfig;
 let cp: Control;
 
 function bootstrap(port: number): string {
-  const file = join(mesh.dir, 'bootstrap.yaml');
-  writeFileSync(
-    file,
-    `node: { id: web-1, cluster: web, locality: { zone: z1 } }
-dynamic_resources:
-  ads_config: { api_type: DELTA_GRPC, grpc_services: [{ envoy_grpc: { cluster_name: xds } }] }
-static_resources:
-  clusters:
-    - name: xds
-      type: STATIC
-      load_assignment: { cluster_name: xds, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${port} } } } }] }] }
-`,
-  );
-  return file;
+  return writeBootstrap(join(mesh.dir, 'bootstrap.yaml'), port, { zone: 'z1' });
 }
 
 before(async () => {

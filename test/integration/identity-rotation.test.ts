@@ -17,7 +17,7 @@ import { promisify } from 'node:util';
 import type { Identity } from '../../xds/client/identity-client';
 import { signToken } from '../../xds/server/ca/token-verifier';
 import { TempConfig } from '../helpers/config-file';
-import { type Control, startControl } from '../helpers/control-process';
+import { type Control, startControl, writeBootstrap } from '../helpers/control-process';
 import { runRequests } from '../helpers/load';
 import { issueIdentities } from '../helpers/mesh-identity';
 import { admin, BOWLINE_BIN, eventually, type ProxyProcess, startProxy } from '../helpers/proxy-process';
@@ -66,19 +66,7 @@ before(async () => {
   probe = (await issueIdentities(dir, caDir, ['ops/probe']))['ops/probe']!;
   const tokenFile = join(dir, 'web.token');
   writeFileSync(tokenFile, signToken(readFileSync(secret), { namespace: 'shop', serviceAccount: 'web' }, 600));
-  const bootstrap = join(dir, 'bootstrap.yaml');
-  writeFileSync(
-    bootstrap,
-    `node: { id: web-1, cluster: web }
-dynamic_resources:
-  ads_config: { api_type: DELTA_GRPC, grpc_services: [{ envoy_grpc: { cluster_name: xds } }] }
-static_resources:
-  clusters:
-    - name: xds
-      type: STATIC
-      load_assignment: { cluster_name: xds, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${cp.port} } } } }] }] }
-`,
-  );
+  const bootstrap = writeBootstrap(join(dir, 'bootstrap.yaml'), cp.port);
   proxy = await startProxy(['--bootstrap', bootstrap, '--identity-token', tokenFile, '--workers', '1'], { timeoutMs: 20_000 });
 });
 

@@ -15,7 +15,7 @@ import type { Identity } from '../../xds/client/identity-client';
 import { TempConfig } from '../helpers/config-file';
 import { identityYaml, issueIdentities } from '../helpers/mesh-identity';
 import { admin, metricSum, type ProxyProcess, startProxy } from '../helpers/proxy-process';
-import { close, listen } from '../helpers/upstream';
+import { close, listen, readBodyDigest } from '../helpers/upstream';
 
 let dir: string;
 let ids: Record<string, Identity>;
@@ -30,14 +30,8 @@ before(async () => {
   const seen: { version: string; headers: http.IncomingHttpHeaders; url: string }[] = [];
   const srv = http.createServer((req, res) => {
     seen.push({ version: req.httpVersion, headers: req.headers, url: String(req.url) });
-    const h = createHash('sha256');
-    let n = 0;
-    req.on('data', (d: Buffer) => {
-      h.update(d);
-      n += d.length;
-    });
-    req.on('end', () => {
-      const body = `${req.method} ${req.url} ${n} ${h.digest('hex').slice(0, 16)} ${req.headers['l5d-client-id'] ?? ''}`;
+    readBodyDigest(req, (n, sha256) => {
+      const body = `${req.method} ${req.url} ${n} ${sha256.slice(0, 16)} ${req.headers['l5d-client-id'] ?? ''}`;
       if (req.url!.startsWith('/h1/')) {
         // Slow enough that the requests of one test overlap (each holds its connection).
         setTimeout(() => res.end(body), 100);

@@ -9,20 +9,14 @@ import * as http from 'node:http';
 import { TempConfig } from '../helpers/config-file';
 import { count, runRequests } from '../helpers/load';
 import { admin, metricSum, type ProxyProcess, startProxy } from '../helpers/proxy-process';
-import { close, listen } from '../helpers/upstream';
+import { close, listen, readBodyDigest } from '../helpers/upstream';
 
 /** An upstream that answers `status` after reading the whole body, with the body's length and hash. */
 async function hashServer(name: string, status: () => number): Promise<{ server: http.Server; port: number; seen: string[] }> {
   const seen: string[] = [];
   const server = http.createServer((req, res) => {
-    const h = createHash('sha256');
-    let n = 0;
-    req.on('data', (d: Buffer) => {
-      h.update(d);
-      n += d.length;
-    });
-    req.on('end', () => {
-      const digest = `${req.method} ${n} ${h.digest('hex').slice(0, 16)}`;
+    readBodyDigest(req, (n, sha256) => {
+      const digest = `${req.method} ${n} ${sha256.slice(0, 16)}`;
       seen.push(digest);
       res.writeHead(status(), { 'x-upstream': name, 'content-type': 'text/plain' });
       res.end(digest);
